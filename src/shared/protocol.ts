@@ -1,0 +1,165 @@
+/**
+ * The client protocol: one WebSocket per client, binary frames, each frame one msgpackr-encoded object
+ * (Packr options in PROTOCOL_PACKR_OPTIONS, fixed so the wire format cannot drift). Documented for
+ * humans in docs/protocol.md. Shared by src/client (which must stay free of Node-only imports) and
+ * src/node/server.
+ *
+ * Client -> server: Request. Server -> client: Response (exactly one per request id) or Push (watch
+ * traffic, any time after the watch was started).
+ */
+import type { ErrorCode, ErrorData } from "./errors.ts";
+
+export const PROTOCOL_VERSION = 1;
+
+/** msgpackr options for every client frame. */
+export const PROTOCOL_PACKR_OPTIONS = {
+  useRecords: false,
+  mapsAsObjects: true,
+  int64AsType: "number",
+  moreTypes: false,
+  bundleStrings: false,
+  structuredClone: false,
+} as const;
+
+export type Consistency = "linearizable" | "stale";
+
+/** Bucket configuration as a client gives it: every field optional (server fills defaults). */
+export interface BucketConfigInput {
+  description?: string;
+  history?: number;
+  ttlMs?: number;
+  maxBytes?: number;
+  maxValueSize?: number;
+  replicas?: number;
+  storage?: "file" | "memory";
+  markerTtlMs?: number;
+  metadata?: Record<string, string>;
+  compression?: boolean;
+}
+
+/** A record as it travels to clients. `created` is ms since epoch; `delta` as in NATS. */
+export interface WireEntry {
+  bucket: string;
+  key: string;
+  /** Omitted (empty) for metaOnly watches; `length` still tells the value's size. */
+  value: Uint8Array;
+  length: number;
+  revision: number;
+  created: number;
+  operation: "PUT" | "DEL" | "PURGE";
+  delta: number;
+  /** Watch only: false during the initial part. */
+  isUpdate?: boolean;
+}
+
+export interface WireBucketStatus {
+  bucket: string;
+  values: number;
+  bytes: number;
+  revision: number;
+  history: number;
+  ttlMs: number;
+  maxBytes: number;
+  maxValueSize: number;
+  replicas: number;
+  storage: "file" | "memory";
+  markerTtlMs: number;
+  description: string;
+  metadata: Record<string, string>;
+  compression: boolean;
+  leader: string | null;
+  replicasInfo: { node: string; current: boolean; lag: number; leader: boolean }[];
+}
+
+/** Every request carries `id` (per connection, for matching the response). Writes may carry `requestId`
+ *  (globally unique, kept across retries and failovers: the state machine deduplicates on it). */
+export type Request =
+  | { id: number; op: "hello"; version: number; token?: string; client?: string }
+  | { id: number; op: "bucket.create"; bucket: string; config: BucketConfigInput; requestId?: string }
+  | { id: number; op: "bucket.update"; bucket: string; config: BucketConfigInput; requestId?: string }
+  | { id: number; op: "bucket.delete"; bucket: string; requestId?: string }
+  | { id: number; op: "bucket.status"; bucket: string }
+  | { id: number; op: "bucket.list" }
+  | { id: number; op: "kv.put"; bucket: string; key: string; value: Uint8Array; ttlMs?: number; requestId?: string }
+  | { id: number; op: "kv.create"; bucket: string; key: string; value: Uint8Array; ttlMs?: number; requestId?: string }
+  | { id: number; op: "kv.update"; bucket: string; key: string; value: Uint8Array; revision: number; ttlMs?: number; requestId?: string }
+  | { id: number; op: "kv.delete"; bucket: string; key: string; revision?: number; requestId?: string }
+  | { id: number; op: "kv.purge"; bucket: string; key: string; revision?: number; ttlMs?: number; requestId?: string }
+  | { id: number; op: "kv.get"; bucket: string; key: string; revision?: number; includeDeleted?: boolean; consistency?: Consistency }
+  /** Paged: returns up to `limit` keys whose latest record has revision > afterRevision, ascending. */
+  | { id: number; op: "kv.keys"; bucket: string; filters: string[]; afterRevision?: number; limit?: number; consistency?: Consistency }
+  /** Paged: records with revision > afterRevision, ascending. */
+  | { id: number; op: "kv.history"; bucket: string; filters: string[]; afterRevision?: number; limit?: number; consistency?: Consistency }
+  | { id: number; op: "kv.purgeDeletes"; bucket: string; olderThanMs: number; requestId?: string }
+  | { id: number; op: "kv.purgeBucket"; bucket: string; requestId?: string }
+  | {
+      id: number;
+      op: "watch.start";
+      bucket: string;
+      filters: string[];
+      include: "last" | "history" | "updates";
+      ignoreDeletes: boolean;
+      metaOnly: boolean;
+      /** Every retained record with revision >= this, then live. Overrides include. */
+      resumeFromRevision?: number;
+    }
+  | { id: number; op: "watch.stop"; watchId: number }
+  | { id: number; op: "cluster.status" };
+
+export type RequestOp = Request["op"];
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  data?: ErrorData;
+}
+
+export type Response = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: WireError };
+
+/** Results by op (the `result` field of an ok Response). */
+export interface Results {
+  hello: { node: string; version: number; servers: string[] };
+  "bucket.create": WireBucketStatus;
+  "bucket.update": WireBucketStatus;
+  "bucket.delete": { deleted: true };
+  "bucket.status": WireBucketStatus;
+  "bucket.list": WireBucketStatus[];
+  "kv.put": { revision: number };
+  "kv.create": { revision: number };
+  "kv.update": { revision: number };
+  "kv.delete": { revision: number };
+  "kv.purge": { revision: number };
+  "kv.get": { entry: WireEntry | null };
+  "kv.keys": { keys: string[]; lastRevision: number; done: boolean };
+  "kv.history": { entries: WireEntry[]; lastRevision: number; done: boolean };
+  "kv.purgeDeletes": { removed: number };
+  "kv.purgeBucket": { purged: true };
+  "watch.start": { watchId: number };
+  "watch.stop": { stopped: true };
+  "cluster.status": unknown;
+}
+
+/** Server -> client pushes for a watch. */
+export type Push =
+  | { push: "watch.entries"; watchId: number; entries: WireEntry[] }
+  /** The initial part is complete (also sent when it was empty, and for include "updates"). */
+  | { push: "watch.initialized"; watchId: number; revision: number }
+  /** Records in [fromRevision, toRevision] were removed by limits before they could be delivered. */
+  | { push: "watch.skipped"; watchId: number; fromRevision: number; toRevision: number }
+  /** The watch ended on the server (overflow, bucket deleted, node shutting down). */
+  | { push: "watch.ended"; watchId: number; error: WireError };
+
+export type ServerFrame = Response | Push;
+
+/** Protocol limits, enforced by the server and known to clients. */
+export const PROTOCOL_LIMITS = {
+  /** Largest frame either side accepts (also the ws maxPayload). */
+  frameBytesMax: 8 * 1024 * 1024,
+  /** Default and maximum page size for kv.keys / kv.history. */
+  pageEntriesDefault: 1000,
+  pageEntriesMax: 10_000,
+  /** Requests a client may have outstanding on one connection. */
+  inflightRequestsMax: 4096,
+  /** Watches one connection may hold. */
+  watchesPerConnectionMax: 1024,
+} as const;

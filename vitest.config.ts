@@ -1,0 +1,24 @@
+import { defineConfig } from "vitest/config";
+
+// Test tiers run as separate projects so each can run alone (`npm run test:sim`, ...).
+export default defineConfig({
+  test: {
+    // The JSON report lets .ci/run print the plain "N passed, N failed" line.
+    reporters: ["default", ["json", { outputFile: ".vitest-report.json" }]],
+    projects: [
+      { test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 30_000 } },
+      { test: { name: "property", include: ["test/property/**/*.test.ts"], testTimeout: 120_000 } },
+      { test: { name: "sim", include: ["test/sim/**/*.test.ts"], testTimeout: 300_000 } },
+      {
+        test: {
+          name: "jepsen-lite",
+          include: ["test/jepsen-lite/**/*.test.ts"],
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+          // Real processes and fixed ports: run these files one at a time.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
