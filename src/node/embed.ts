@@ -1,0 +1,237 @@
+/**
+ * Embedding: `startNode` runs one cluster member inside the caller's process; `startCluster` runs
+ * several in one process (in memory or on disk) for tests and development.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CairnError } from "../shared/errors.ts";
+import { resolveLimits, resolveTiming, parseHostPort, type Durability, type NodeLimits, type RaftTiming } from "./config.ts";
+import type { LogStore } from "./log-store.ts";
+import { openLevelLogStore } from "./log-store-level.ts";
+import { MemoryLogStore } from "./log-store-memory.ts";
+import { createLogger, silentLogger, type Logger } from "./logger.ts";
+import { CairnNode } from "./node.ts";
+import { startClientServer, type ClientServer } from "./server.ts";
+import type { PeerTransport } from "./transport.ts";
+import { WsPeerTransport } from "./transport-ws.ts";
+import { MemoryPeerHub } from "./transport-memory.ts";
+
+export interface StartNodeOptions {
+  /** This node's id; must be a key of `peers`. */
+  readonly id: string;
+  /** Every member of the cluster, this node included: id -> peer WebSocket URL (ws://host:port). */
+  readonly peers: Readonly<Record<string, string>>;
+  /** Where clients connect; default 127.0.0.1 on an ephemeral port. */
+  readonly clientListen?: { host: string; port: number };
+  /** Client URLs of every member (told to clients in hello); default: only this node's. */
+  readonly clientUrls?: Readonly<Record<string, string>>;
+  /** Data directory (one level database). Omitted: in-memory storage, lost when the node stops. */
+  readonly dataDir?: string;
+  readonly clusterSecret?: string;
+  readonly durability?: Durability;
+  readonly raft?: Partial<RaftTiming>;
+  readonly limits?: Partial<NodeLimits>;
+  readonly requestTimeoutMs?: number;
+  /** Client hello must carry this token when set. */
+  readonly clientToken?: string;
+  /** Inject a transport (in-process clusters); default: a WebSocket transport listening on this node's peer URL. */
+  readonly transport?: PeerTransport;
+  /** Inject a store (tests); default from dataDir. */
+  readonly store?: LogStore;
+  /** "silent", a Logger, or default JSON lines on stderr. */
+  readonly logger?: Logger | "silent";
+}
+
+export interface RunningNode {
+  readonly id: string;
+  /** ws:// URL clients connect to. */
+  readonly url: string;
+  readonly node: CairnNode;
+  readonly store: LogStore;
+  readonly transport: PeerTransport;
+  /** Graceful stop: hands off leaderships, stops serving, flushes and closes storage. */
+  stop(): Promise<void>;
+  /** Abrupt stop (no hand-off): what a crash looks like to the rest of the cluster. */
+  kill(): Promise<void>;
+}
+
+const DEFAULT_SECRET = "cairn-embedded-secret";
+
+export async function startNode(options: StartNodeOptions): Promise<RunningNode> {
+  if (!Object.prototype.hasOwnProperty.call(options.peers, options.id)) {
+    throw new CairnError("INVALID_CONFIG", `node id ${options.id} is not one of the peers (${Object.keys(options.peers).join(", ")})`);
+  }
+  const timing = resolveTiming(options.raft);
+  const limits = resolveLimits(options.limits);
+  const logger = options.logger === "silent" ? silentLogger : (options.logger ?? createLogger({ node: options.id }));
+  const durability = options.durability ?? "fsync";
+  const store = options.store ?? (options.dataDir ? await openLevelLogStore({ dir: options.dataDir, durability }) : new MemoryLogStore());
+  try {
+    await checkIdentity(store, options.id);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  let transport = options.transport;
+  if (!transport) {
+    const own = new URL(options.peers[options.id]!);
+    transport = new WsPeerTransport({
+      nodeId: options.id,
+      listen: { host: own.hostname, port: Number(own.port) },
+      peers: { ...options.peers },
+      clusterSecret: options.clusterSecret ?? DEFAULT_SECRET,
+      limits: {
+        frameBytesMax: limits.frameBytesMax,
+        sendQueueBytesMax: limits.peerSendQueueBytesMax,
+        reconnectDelayMsMin: 50,
+        reconnectDelayMsMax: 1000,
+      },
+      logger: (level, msg, fields) => logger[level](msg, fields),
+    });
+    await transport.start();
+  }
+  const clientListen = options.clientListen ?? { host: "127.0.0.1", port: 0 };
+  const clientUrls: Record<string, string> = { ...(options.clientUrls ?? {}) };
+  const node = new CairnNode({
+    nodeId: options.id,
+    members: Object.keys(options.peers),
+    store,
+    transport,
+    timing,
+    limits,
+    logger,
+    requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+    clientUrls,
+  });
+  node.host.onFatal = (error) => logger.error("node stopped serving after a fatal error", { error: String(error) });
+  await node.start();
+  let server: ClientServer;
+  try {
+    server = await startClientServer({
+      host: clientListen.host,
+      port: clientListen.port,
+      node,
+      logger,
+      frameBytesMax: limits.frameBytesMax,
+      watchBufferBytesMax: limits.watchBufferBytesMax,
+      clientRequestsMax: limits.clientRequestsMax,
+      ...(options.clientToken !== undefined ? { token: options.clientToken } : {}),
+    });
+  } catch (error) {
+    await node.close();
+    await transport.close();
+    await store.close();
+    throw error;
+  }
+  const url = `ws://${clientListen.host}:${server.port}`;
+  clientUrls[options.id] ??= url;
+  let stopped = false;
+  const shutdown = async (graceful: boolean) => {
+    if (stopped) return;
+    stopped = true;
+    if (graceful) await handOffLeadership(node, timing);
+    await server.close();
+    await node.close();
+    await transport!.close();
+    await store.close();
+  };
+  return { id: options.id, url, node, store, transport, stop: () => shutdown(true), kill: () => shutdown(false) };
+}
+
+/** A data directory remembers which node it belongs to: refuse to run node B on node A's data. */
+async function checkIdentity(store: LogStore, id: string): Promise<void> {
+  const stored = await store.getMeta("nodeId");
+  if (stored === null) {
+    await store.setMeta("nodeId", new TextEncoder().encode(id));
+    return;
+  }
+  const owner = new TextDecoder().decode(stored);
+  if (owner !== id) {
+    throw new CairnError("INVALID_CONFIG", `data directory belongs to node ${owner}, not ${id}: refusing to start`);
+  }
+}
+
+/** Graceful shutdown: transfer every group this node leads to a caught-up peer, briefly waiting. */
+async function handOffLeadership(node: CairnNode, timing: RaftTiming): Promise<void> {
+  const led = [...node.host.allGroups()].filter((g) => g.isLeader());
+  for (const g of led) {
+    const status = g.core.status();
+    const peers = Object.entries(status.progress ?? {}).filter(([id, p]) => id !== node.id && !p.isLearner);
+    peers.sort((a, b) => b[1].match - a[1].match);
+    const target = peers[0]?.[0];
+    if (target) node.host.transferLeader(g.id, target);
+  }
+  if (led.length === 0) return;
+  const deadline = Date.now() + timing.tickMs * timing.electionTicks;
+  while (Date.now() < deadline && led.some((g) => g.isLeader())) await new Promise((r) => setTimeout(r, timing.tickMs));
+}
+
+// ---- in-process clusters ---------------------------------------------------------------------------
+
+export interface StartClusterOptions {
+  /** Number of nodes (1..7). */
+  readonly nodes: number;
+  /** Keep data on disk here (one subdirectory per node); default: a fresh temporary directory. */
+  readonly dataDir?: string;
+  /** Keep everything in memory (no disk at all). */
+  readonly inMemory?: boolean;
+  readonly durability?: Durability;
+  readonly raft?: Partial<RaftTiming>;
+  readonly limits?: Partial<NodeLimits>;
+  readonly requestTimeoutMs?: number;
+  readonly logger?: Logger | "silent";
+}
+
+export interface InProcessCluster {
+  /** Client URLs, one per node, in node order. */
+  readonly urls: string[];
+  /** Running nodes by id (a killed node is absent until restarted). */
+  readonly nodes: Map<string, RunningNode>;
+  readonly ids: readonly string[];
+  readonly hub: MemoryPeerHub;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(options: StartClusterOptions): Promise<InProcessCluster> {
+  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 7) {
+    throw new CairnError("INVALID_CONFIG", "nodes must be an integer from 1 to 7");
+  }
+  const ids = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+  const ownTemp = options.dataDir === undefined && !options.inMemory;
+  const root = options.inMemory ? null : (options.dataDir ?? (await mkdtemp(join(tmpdir(), "cairn-cluster-"))));
+  const hub = new MemoryPeerHub();
+  const peers = Object.fromEntries(ids.map((id) => [id, `memory://${id}`]));
+  const clientUrls: Record<string, string> = {};
+  const nodes = new Map<string, RunningNode>();
+  const timing = options.raft ?? { tickMs: 20, heartbeatTicks: 2, electionTicks: 15 };
+  for (const id of ids) {
+    const running = await startNode({
+      id,
+      peers,
+      clientUrls,
+      ...(root ? { dataDir: join(root, id) } : {}),
+      durability: options.durability ?? "fsync",
+      raft: timing,
+      ...(options.limits ? { limits: options.limits } : {}),
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      transport: hub.transport(id),
+      logger: options.logger ?? "silent",
+    });
+    clientUrls[id] = running.url;
+    nodes.set(id, running);
+  }
+  return {
+    urls: ids.map((id) => clientUrls[id]!),
+    nodes,
+    ids,
+    hub,
+    async stop() {
+      for (const n of nodes.values()) await n.kill();
+      nodes.clear();
+      if (ownTemp && root) await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export { parseHostPort };
