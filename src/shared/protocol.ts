@@ -104,7 +104,10 @@ export type Request =
       resumeFromRevision?: number;
     }
   | { id: number; op: "watch.stop"; watchId: number }
-  | { id: number; op: "cluster.status" };
+  | { id: number; op: "cluster.status" }
+  /** Liveness probe: the client sends it after pingIntervalMs of silence. Any response (even an error)
+   *  proves the connection alive, so a server that predates it still works. */
+  | { id: number; op: "ping" };
 
 export type RequestOp = Request["op"];
 
@@ -137,6 +140,24 @@ export interface Results {
   "watch.start": { watchId: number };
   "watch.stop": { stopped: true };
   "cluster.status": unknown;
+  ping: { pong: true };
+}
+
+/**
+ * The shape `cluster.status` should return (proposed by the client/CLI side; `cairn cluster status` prints
+ * it as tables and falls back to JSON for anything else). One row per node and per Raft group.
+ */
+export interface WireClusterStatus {
+  /** The node that answered. */
+  node: string;
+  nodes: { id: string; url: string; reachable: boolean; version?: string }[];
+  groups: {
+    /** "meta" or the bucket name. */
+    group: string;
+    leader: string | null;
+    term: number;
+    members: { node: string; role: string; commit: number; applied: number; lag: number }[];
+  }[];
 }
 
 /** Server -> client pushes for a watch. */
