@@ -1,0 +1,128 @@
+/**
+ * The keys of one bucket in ascending order (JS string order, which for ASCII keys is byte order), for
+ * prefix scans: a filter `a.b.>` visits only the keys starting with `a.b.` instead of the whole bucket.
+ *
+ * A two-level sorted list (as Python's sortedcontainers): an array of blocks, each a sorted array of at
+ * most BLOCK_MAX keys, and the first key of every block for a binary search. Insert and delete cost
+ * O(log n) comparisons plus a move of at most BLOCK_MAX pointers; memory is one pointer per key (the key
+ * strings are shared with the record log).
+ */
+import { assert } from "../shared/assert.ts";
+
+const BLOCK_MAX = 1024;
+const BLOCK_MIN = BLOCK_MAX / 8;
+
+export class SortedKeys {
+  private blocks: string[][] = [];
+  /** mins[i] === blocks[i][0]. Invariant: blocks are non-empty and ordered; all keys distinct. */
+  private mins: string[] = [];
+  size = 0;
+
+  /** Builds from keys already strictly ascending (asserted). */
+  static fromSorted(keys: readonly string[]): SortedKeys {
+    const out = new SortedKeys();
+    const blockSize = BLOCK_MAX / 2;
+    for (let i = 0; i < keys.length; i += blockSize) {
+      const block = keys.slice(i, i + blockSize);
+      out.blocks.push(block);
+      out.mins.push(block[0]!);
+    }
+    for (let i = 1; i < keys.length; i++) assert(keys[i - 1]! < keys[i]!, "SortedKeys.fromSorted: keys not strictly ascending");
+    out.size = keys.length;
+    return out;
+  }
+
+  insert(key: string): void {
+    this.size++;
+    if (this.blocks.length === 0) {
+      this.blocks.push([key]);
+      this.mins.push(key);
+      return;
+    }
+    const b = this.blockFor(key);
+    const block = this.blocks[b]!;
+    const at = lowerBound(block, key);
+    assert(block[at] !== key, "SortedKeys.insert: duplicate key");
+    block.splice(at, 0, key);
+    if (at === 0) this.mins[b] = key;
+    if (block.length > BLOCK_MAX) {
+      const upper = block.splice(BLOCK_MAX / 2);
+      this.blocks.splice(b + 1, 0, upper);
+      this.mins.splice(b + 1, 0, upper[0]!);
+    }
+  }
+
+  delete(key: string): void {
+    const b = this.blockFor(key);
+    const block = this.blocks[b];
+    assert(block !== undefined, "SortedKeys.delete: empty");
+    const at = lowerBound(block, key);
+    assert(block[at] === key, "SortedKeys.delete: missing key");
+    block.splice(at, 1);
+    this.size--;
+    if (block.length === 0) {
+      this.blocks.splice(b, 1);
+      this.mins.splice(b, 1);
+      return;
+    }
+    if (at === 0) this.mins[b] = block[0]!;
+    // Merge a small block into its successor so blocks stay few after mass deletions.
+    const next = this.blocks[b + 1];
+    if (block.length < BLOCK_MIN && next !== undefined && block.length + next.length <= BLOCK_MAX) {
+      this.blocks[b] = block.concat(next);
+      this.blocks.splice(b + 1, 1);
+      this.mins.splice(b + 1, 1);
+    }
+  }
+
+  /**
+   * Calls visit(key) for every key starting with `prefix`, ascending, until visit returns false.
+   * Returns false when stopped early.
+   */
+  scanPrefix(prefix: string, visit: (key: string) => boolean): boolean {
+    if (this.blocks.length === 0) return true;
+    let b = this.blockFor(prefix);
+    let i = lowerBound(this.blocks[b]!, prefix);
+    for (; b < this.blocks.length; b++, i = 0) {
+      const block = this.blocks[b]!;
+      for (; i < block.length; i++) {
+        const key = block[i]!;
+        if (!key.startsWith(prefix)) return true;
+        if (!visit(key)) return false;
+      }
+    }
+    return true;
+  }
+
+  /** All keys, ascending. */
+  toArray(): string[] {
+    const out: string[] = [];
+    for (const block of this.blocks) for (const key of block) out.push(key);
+    return out;
+  }
+
+  /** Index of the block that holds (or would hold) `key`: the last block whose first key <= key. */
+  private blockFor(key: string): number {
+    const mins = this.mins;
+    let low = 0;
+    let high = mins.length; // first index with mins[i] > key
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (mins[mid]! <= key) low = mid + 1;
+      else high = mid;
+    }
+    return low === 0 ? 0 : low - 1;
+  }
+}
+
+/** First index in the sorted array whose element is >= key. */
+function lowerBound(sorted: readonly string[], key: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (sorted[mid]! < key) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}

@@ -1,0 +1,115 @@
+/**
+ * Value bytes of one bucket, copied into large chunks instead of one Uint8Array per record: a typed array
+ * object plus its ArrayBuffer costs V8 well over 100 bytes, more than the whole per-key budget. A value
+ * is addressed by (chunk id, offset, length); its owner (the record log) stores those three numbers.
+ *
+ * Chunks are append-only: bytes once written are never overwritten, so views handed out by view() stay
+ * valid and unchanged for as long as a caller holds them (a compaction copies live values into new chunks
+ * and lets the old ones go when nobody references them). Freed bytes are counted per chunk; an empty
+ * chunk is dropped at once, and the owner compacts when less than half of the allocated bytes are live.
+ */
+import { assert } from "../shared/assert.ts";
+
+/** Chunk sizes grow with the bucket, from CHUNK_BYTES_MIN to CHUNK_BYTES_MAX. */
+const CHUNK_BYTES_MIN = 4 * 1024;
+const CHUNK_BYTES_MAX = 1024 * 1024;
+/** Compaction pays off only above this much garbage (small buckets never compact). */
+const COMPACT_GARBAGE_BYTES_MIN = 4 * 1024 * 1024;
+
+export class ValueArena {
+  private readonly chunks: (Uint8Array | null)[] = [];
+  /** Live bytes per chunk. */
+  private readonly chunkLive: number[] = [];
+  private readonly freeChunkIds: number[] = [];
+  /** The chunk that small values are appended to (-1 before the first). */
+  private current = -1;
+  private currentOffset = 0;
+  /** Bytes of all chunks held. Invariant: allocatedBytes >= liveBytes. */
+  allocatedBytes = 0;
+  /** Bytes of all stored values. */
+  liveBytes = 0;
+  /** Offset of the value stored by the last store() call (a second return value, to avoid allocation). */
+  lastOffset = 0;
+
+  /** Copies a non-empty value in; returns its chunk id (offset in lastOffset). */
+  store(value: Uint8Array): number {
+    const length = value.length;
+    assert(length > 0, "empty values are not stored in the arena");
+    let chunkBytes = CHUNK_BYTES_MIN;
+    while (chunkBytes < CHUNK_BYTES_MAX && chunkBytes < this.liveBytes / 4) chunkBytes *= 2;
+    let id: number;
+    if (length > chunkBytes / 4) {
+      id = this.newChunk(length); // a large value gets a chunk of its own
+      this.lastOffset = 0;
+    } else {
+      if (this.current === -1 || this.currentOffset + length > this.chunks[this.current]!.length) {
+        const previous = this.current;
+        this.current = this.newChunk(chunkBytes);
+        this.currentOffset = 0;
+        if (previous !== -1 && this.chunkLive[previous] === 0) this.dropChunk(previous);
+      }
+      id = this.current;
+      this.lastOffset = this.currentOffset;
+      this.currentOffset += length;
+    }
+    const chunk = this.chunks[id]!;
+    if (length <= 64) {
+      const offset = this.lastOffset;
+      for (let i = 0; i < length; i++) chunk[offset + i] = value[i]!;
+    } else {
+      chunk.set(value, this.lastOffset);
+    }
+    this.chunkLive[id]! += length;
+    this.liveBytes += length;
+    return id;
+  }
+
+  /**
+   * Takes ownership of `bytes` as one full chunk holding values back to back (restore builds the arena
+   * this way in one copy). Returns the chunk id; the values' offsets are the caller's.
+   */
+  adoptChunk(bytes: Uint8Array): number {
+    const id = this.newChunkFrom(bytes);
+    this.chunkLive[id] = bytes.length;
+    this.liveBytes += bytes.length;
+    return id;
+  }
+
+  /** A read-only view of a stored value (must not be mutated). */
+  view(id: number, offset: number, length: number): Uint8Array {
+    return this.chunks[id]!.subarray(offset, offset + length);
+  }
+
+  /** Releases a stored value's bytes. */
+  free(id: number, length: number): void {
+    const live = this.chunkLive[id]! - length;
+    assert(live >= 0, "arena chunk freed more than stored");
+    this.chunkLive[id] = live;
+    this.liveBytes -= length;
+    if (live === 0 && id !== this.current) this.dropChunk(id);
+  }
+
+  /** True when less than half of the allocated bytes are live (and the garbage is worth a copy). */
+  shouldCompact(): boolean {
+    const garbage = this.allocatedBytes - this.liveBytes;
+    return garbage > COMPACT_GARBAGE_BYTES_MIN && garbage > this.liveBytes;
+  }
+
+  private newChunk(bytes: number): number {
+    return this.newChunkFrom(new Uint8Array(bytes));
+  }
+
+  private newChunkFrom(chunk: Uint8Array): number {
+    const id = this.freeChunkIds.length > 0 ? this.freeChunkIds.pop()! : this.chunks.length;
+    this.chunks[id] = chunk;
+    this.chunkLive[id] = 0;
+    this.allocatedBytes += chunk.length;
+    return id;
+  }
+
+  private dropChunk(id: number): void {
+    this.allocatedBytes -= this.chunks[id]!.length;
+    this.chunks[id] = null;
+    this.freeChunkIds.push(id);
+  }
+}
