@@ -1,0 +1,631 @@
+/**
+ * Raft: the consensus state machine of one group (etcd raft.go). Internal: the public surface is
+ * RaftCore (core.ts), which wraps this with ready()/advance(). Role-specific message handling lives
+ * in step-leader.ts and step-follower.ts; this file holds the state, role transitions, elections,
+ * term handling and membership.
+ *
+ * Time is tick(); randomness is config.random; nothing here does I/O.
+ */
+import { assert } from "../shared/assert.ts";
+import { CairnError } from "../shared/errors.ts";
+import { applyChange, decodeConfChange, encodeConfChange } from "./conf-change.ts";
+import { RaftLog } from "./log.ts";
+import { EMPTY_ENTRIES, TRANSFER_CONTEXT, isTransferVote, malformedReason } from "./messages.ts";
+import { Progress } from "./progress.ts";
+import { majority, quorumActive, quorumIndex, voteResult } from "./quorum.ts";
+import { READ_INDEX_PENDING_MAX, ReadOnly } from "./read-only.ts";
+import { stepCandidate, stepFollower } from "./step-follower.ts";
+import { bcastHeartbeat, handleReadIndexRequest, sendTimeoutNow, stepLeader } from "./step-leader.ts";
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  Message,
+  MessageType,
+  NodeId,
+  RaftConfig,
+  RaftLogReader,
+  ReadState,
+  Role,
+} from "./types.ts";
+
+type CampaignKind = "preElection" | "election" | "transfer";
+
+/** Message types a leader may send before its own write is durable (thesis §10.2.1). */
+const LEADER_SENDS: ReadonlySet<MessageType> = new Set<MessageType>(["app", "heartbeat", "snap", "timeoutNow", "readIndexResp"]);
+
+/** Requests only a leader sends: accepted from any sender (a joining node does not know the leader yet). */
+const FROM_LEADER: ReadonlySet<MessageType> = new Set<MessageType>(["app", "heartbeat", "snap", "timeoutNow", "readIndexResp"]);
+
+export class Raft {
+  readonly id: NodeId;
+  readonly config: RaftConfig;
+  readonly log: RaftLog;
+
+  term = 0;
+  vote: NodeId | null = null;
+  role: Role = "follower";
+  lead: NodeId | null = null;
+
+  /** Membership as of the last applied conf change (or snapshot). */
+  voters: NodeId[] = [];
+  learners: NodeId[] = [];
+
+  /** Leader only: one Progress per voter and learner, this node included. */
+  progress = new Map<NodeId, Progress>();
+  /** Candidate/preCandidate: responses received in this election. */
+  readonly votes = new Map<NodeId, boolean>();
+
+  /** Outbox, drained by ready(): `msgs` after persisting, `msgsBeforePersist` (leader) at once. */
+  msgs: Message[] = [];
+  msgsBeforePersist: Message[] = [];
+  readStates: ReadState[] = [];
+
+  readonly readOnly = new ReadOnly();
+  /** Read requests that arrived before the leader committed an entry of its term. */
+  pendingReadIndex: { from: NodeId; context: Uint8Array }[] = [];
+
+  electionElapsed = 0;
+  heartbeatElapsed = 0;
+  randomizedElectionTimeout = 0;
+
+  leadTransferee: NodeId | null = null;
+  /** Index of the latest conf entry proposed by this leader; no other until it is applied. */
+  pendingConfIndex = 0;
+  /** Leader: payload bytes of proposed entries not yet committed (uncommittedBytesMax). */
+  uncommittedSize = 0;
+  /** Leader: new entries or a new commit index to broadcast at the next ready() (natural batching). */
+  needsBcast = false;
+  /** The term last acknowledged durable by advance(): leader messages go out early only in it. */
+  durableTerm = 0;
+
+  private readonly matchScratch: number[] = [];
+
+  constructor(config: RaftConfig, storage: RaftLogReader) {
+    validateConfig(config);
+    this.id = config.id;
+    this.config = config;
+    const { hardState, confState } = storage.initialState();
+    const firstIndex = storage.firstIndex();
+    const lastIndex = storage.lastIndex();
+    if (hardState.commit > lastIndex) {
+      throw new CairnError("CORRUPT_DATA", `corrupt data: commit ${hardState.commit} beyond last log index ${lastIndex}`);
+    }
+    if (config.applied > lastIndex) {
+      throw new CairnError("CORRUPT_DATA", `corrupt data: applied ${config.applied} beyond last log index ${lastIndex}`);
+    }
+    // Entries before the first retained one are inside the snapshot the state machine restored.
+    const applied = Math.max(config.applied, firstIndex - 1);
+    this.log = new RaftLog(storage, Math.max(hardState.commit, applied), applied);
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.durableTerm = hardState.term;
+    this.voters = [...confState.voters];
+    this.learners = [...confState.learners];
+    this.becomeFollower(this.term, null);
+    this.logLine(`started: term ${this.term} commit ${this.log.committed} applied ${applied} last ${lastIndex} voters [${this.voters}]`);
+  }
+
+  logLine(line: string): void {
+    const logger = this.config.logger;
+    if (logger !== undefined) logger(`raft ${this.id} t${this.term} ${this.role}: ${line}`);
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  confState(): ConfState {
+    return { voters: [...this.voters], learners: [...this.learners] };
+  }
+
+  isVoter(id: NodeId): boolean {
+    return this.voters.includes(id);
+  }
+
+  isMember(id: NodeId): boolean {
+    return this.voters.includes(id) || this.learners.includes(id);
+  }
+
+  /** A node that knows no membership at all: a joiner waiting for the leader's snapshot. */
+  isBlank(): boolean {
+    return this.voters.length === 0 && this.learners.length === 0 && this.log.lastIndex() === 0;
+  }
+
+  /** May campaign: a voter in its own configuration. */
+  promotable(): boolean {
+    return this.voters.includes(this.id);
+  }
+
+  // ---- Sending ---------------------------------------------------------------------------------
+
+  send(m: Message): void {
+    if (this.role === "leader" && LEADER_SENDS.has(m.type) && this.durableTerm === this.term) this.msgsBeforePersist.push(m);
+    else this.msgs.push(m);
+  }
+
+  /** Builds a message with every field present (one object shape for the hot path). */
+  message(
+    type: MessageType,
+    to: NodeId,
+    fields: {
+      term?: number;
+      logTerm?: number;
+      index?: number;
+      entries?: readonly Entry[];
+      commit?: number;
+      reject?: boolean;
+      rejectHint?: number;
+      context?: Uint8Array | undefined;
+    },
+  ): Message {
+    const m: Message = {
+      type,
+      from: this.id,
+      to,
+      term: fields.term ?? this.term,
+      logTerm: fields.logTerm ?? 0,
+      index: fields.index ?? 0,
+      entries: fields.entries ?? EMPTY_ENTRIES,
+      commit: fields.commit ?? 0,
+      reject: fields.reject ?? false,
+      rejectHint: fields.rejectHint ?? 0,
+    };
+    return fields.context === undefined ? m : { ...m, context: fields.context };
+  }
+
+  // ---- Role transitions ------------------------------------------------------------------------
+
+  private reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.lead = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.leadTransferee = null;
+    this.votes.clear();
+    this.progress = new Map();
+    this.pendingConfIndex = 0;
+    this.uncommittedSize = 0;
+    this.needsBcast = false;
+    this.readOnly.reset();
+    this.pendingReadIndex = [];
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    const e = this.config.electionTicks;
+    const r = this.config.random();
+    const extra = Math.floor((r >= 0 && r < 1 ? r : 0) * e);
+    this.randomizedElectionTimeout = e + Math.min(extra, e - 1);
+  }
+
+  becomeFollower(term: number, lead: NodeId | null): void {
+    this.reset(term);
+    this.role = "follower";
+    this.lead = lead;
+  }
+
+  private becomePreCandidate(): void {
+    assert(this.role !== "leader", "raft: leader cannot become pre-candidate");
+    // Term and vote are unchanged: a pre-vote only asks whether an election could be won. The known
+    // leader is forgotten, otherwise peers that still hear from it would refuse us forever
+    // (etcd-io/etcd#8334).
+    this.role = "preCandidate";
+    this.lead = null;
+    this.votes.clear();
+  }
+
+  private becomeCandidate(): void {
+    assert(this.role !== "leader", "raft: leader cannot become candidate");
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = "candidate";
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === "candidate", "raft: only a candidate becomes leader");
+    this.reset(this.term);
+    this.role = "leader";
+    this.lead = this.id;
+    const lastIndex = this.log.lastIndex();
+    for (const id of this.voters) this.progress.set(id, this.newProgress(lastIndex + 1, false));
+    for (const id of this.learners) this.progress.set(id, this.newProgress(lastIndex + 1, true));
+    const self = this.progress.get(this.id);
+    assert(self !== undefined, "raft: leader not in its own configuration");
+    // Only what is durable here counts toward a quorum; the rest is acknowledged by advance().
+    self.maybeUpdate(Math.min(this.log.stableLastIndex(), lastIndex));
+    self.becomeReplicate();
+    self.recentActive = true;
+    // No conf change may be proposed before everything up to here is applied (raft-dev 2015).
+    this.pendingConfIndex = lastIndex;
+    // The no-op of this term: earlier entries commit only through an entry of the current term.
+    this.appendEntry("normal", new Uint8Array(0));
+    this.logLine(`became leader at term ${this.term}`);
+  }
+
+  newProgress(next: number, isLearner: boolean): Progress {
+    const pr = new Progress(next, this.config.inflightMessagesMax, this.config.inflightBytesMax, isLearner);
+    pr.recentActive = true;
+    return pr;
+  }
+
+  // ---- Ticks -----------------------------------------------------------------------------------
+
+  tick(): void {
+    if (this.role === "leader") this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.config.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum) {
+        const active = quorumActive(this.voters, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
+        if (!active) {
+          this.logLine("stepped down: no quorum heard within an election timeout (check quorum)");
+          this.becomeFollower(this.term, null);
+          return;
+        }
+        for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
+      }
+      if (this.leadTransferee !== null) {
+        this.logLine(`aborted transfer to ${this.leadTransferee}: election timeout passed`);
+        this.leadTransferee = null;
+      }
+    }
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      bcastHeartbeat(this, this.readOnly.lastPendingContext());
+    }
+  }
+
+  // ---- Elections -------------------------------------------------------------------------------
+
+  /** Starts an election if allowed (pre-vote first unless this is a leadership transfer). */
+  hup(transfer: boolean): void {
+    if (this.role === "leader") return;
+    if (!this.promotable()) {
+      this.logLine("not campaigning: not a voter");
+      return;
+    }
+    if (this.hasUnappliedConfChanges()) {
+      this.logLine("not campaigning: committed conf changes not yet applied");
+      return;
+    }
+    if (transfer) this.campaign("transfer");
+    else this.campaign(this.config.preVote ? "preElection" : "election");
+  }
+
+  private hasUnappliedConfChanges(): boolean {
+    const log = this.log;
+    const lo = Math.max(log.applied + 1, log.firstIndex());
+    const hi = Math.min(log.committed, log.lastIndex()) + 1;
+    if (lo >= hi) return false;
+    const entries = log.slice(lo, hi, Number.MAX_SAFE_INTEGER);
+    for (const entry of entries) if (entry.type === "conf") return true;
+    return false;
+  }
+
+  private campaign(kind: CampaignKind): void {
+    let voteType: MessageType;
+    let voteTerm: number;
+    if (kind === "preElection") {
+      this.becomePreCandidate();
+      voteType = "preVote";
+      voteTerm = this.term + 1; // the term we would campaign at; our own term is unchanged
+    } else {
+      this.becomeCandidate();
+      voteType = "vote";
+      voteTerm = this.term;
+    }
+    if (this.poll(this.id, true) === "won") {
+      // Single voter: the election is won at once.
+      if (kind === "preElection") this.campaign("election");
+      else this.becomeLeader();
+      return;
+    }
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    const context = kind === "transfer" ? TRANSFER_CONTEXT : undefined;
+    for (const id of this.voters) {
+      if (id === this.id) continue;
+      this.send(this.message(voteType, id, { term: voteTerm, index: lastIndex, logTerm: lastTerm, context }));
+    }
+    this.logLine(`campaigning (${kind}) at term ${voteTerm}`);
+  }
+
+  /** Records a vote and returns the election's state. Only the first response per voter counts. */
+  poll(from: NodeId, granted: boolean): "won" | "lost" | "pending" {
+    if (!this.votes.has(from)) this.votes.set(from, granted);
+    return voteResult(this.voters, this.votes);
+  }
+
+  /** A vote or pre-vote response for the current (pre-)candidacy. */
+  handleVoteResponse(m: Message): void {
+    const result = this.poll(m.from, !m.reject);
+    if (result === "won") {
+      if (this.role === "preCandidate") this.campaign("election");
+      else this.becomeLeader(); // its no-op goes out with the next ready() (needsBcast)
+    } else if (result === "lost") {
+      this.logLine(`lost the election (${m.type} rejected by a majority)`);
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  private handleVoteRequest(m: Message): void {
+    const pre = m.type === "preVote";
+    const responseType: MessageType = pre ? "preVoteResp" : "voteResp";
+    // We may grant when we already voted for this candidate, when we have neither voted nor know a
+    // leader in this term, or for a pre-vote of a future term (pre-votes change nothing).
+    const canVote = this.vote === m.from || (this.vote === null && this.lead === null) || (pre && m.term > this.term);
+    if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
+      // A grant carries the request's term so that a pre-candidate (at term - 1) accepts it.
+      this.send(this.message(responseType, m.from, { term: m.term }));
+      if (!pre) {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send(this.message(responseType, m.from, { term: this.term, reject: true }));
+    }
+  }
+
+  // ---- Step ------------------------------------------------------------------------------------
+
+  step(m: Message): void {
+    const reason = malformedReason(m);
+    if (reason !== null) {
+      this.logLine(`dropped malformed message: ${reason}`);
+      return;
+    }
+    if (m.to !== this.id || m.from === this.id) {
+      this.logLine(`dropped ${m.type} addressed ${m.from} -> ${m.to}`);
+      return;
+    }
+    if (!FROM_LEADER.has(m.type) && !this.isMember(m.from)) {
+      this.logLine(`dropped ${m.type} from unknown node ${m.from}`);
+      return;
+    }
+
+    if (m.term > this.term) {
+      if (m.type === "vote" || m.type === "preVote") {
+        // Leader lease (thesis §4.2.3): while we hear from a leader, a disruptive (e.g. removed or
+        // partitioned) node cannot start an election, unless the leader itself asked (transfer).
+        const inLease = this.config.checkQuorum && this.lead !== null && this.electionElapsed < this.config.electionTicks;
+        if (inLease && !isTransferVote(m)) {
+          this.logLine(`ignored ${m.type} from ${m.from} at term ${m.term}: leader lease`);
+          return;
+        }
+      }
+      if (m.type === "preVote") {
+        // Never change term on a pre-vote.
+      } else if (m.type === "preVoteResp" && !m.reject) {
+        // A granted pre-vote carries the future term we asked for; the pre-candidate keeps its term.
+      } else {
+        this.logLine(`stepping to term ${m.term} on ${m.type} from ${m.from}`);
+        const fromLeader = m.type === "app" || m.type === "heartbeat" || m.type === "snap";
+        this.becomeFollower(m.term, fromLeader ? m.from : null);
+      }
+    } else if (m.term < this.term) {
+      if ((this.config.checkQuorum || this.config.preVote) && (m.type === "heartbeat" || m.type === "app")) {
+        // A leader of an older term: we may be stranded at a higher term (partitioned while
+        // campaigning) that its heartbeats cannot reach. Tell it our term so it steps down and an
+        // election at a higher term lets us rejoin (etcd; CockroachDB leader_step_down_stranded_peer).
+        this.send(this.message("appResp", m.from, {}));
+      } else if (m.type === "preVote") {
+        this.send(this.message("preVoteResp", m.from, { reject: true }));
+      }
+      return;
+    }
+
+    if (m.type === "vote" || m.type === "preVote") {
+      this.handleVoteRequest(m);
+      return;
+    }
+    switch (this.role) {
+      case "leader":
+        stepLeader(this, m);
+        break;
+      case "follower":
+        stepFollower(this, m);
+        break;
+      case "candidate":
+      case "preCandidate":
+        stepCandidate(this, m);
+        break;
+    }
+  }
+
+  // ---- Leader: proposals and commit ------------------------------------------------------------
+
+  /** Appends one entry at the next index of the current term (leader). */
+  appendEntry(type: "normal" | "conf", data: Uint8Array): { index: number; term: number } {
+    const index = this.log.lastIndex() + 1;
+    this.log.appendOne({ term: this.term, index, type, data });
+    this.uncommittedSize += data.byteLength;
+    this.needsBcast = true;
+    return { index, term: this.term };
+  }
+
+  notLeader(): CairnError {
+    return new CairnError("NOT_LEADER", undefined, { leaderHint: this.lead });
+  }
+
+  propose(data: Uint8Array): { index: number; term: number } {
+    if (!(data instanceof Uint8Array)) throw new TypeError("propose: data must be a Uint8Array");
+    if (this.role !== "leader") throw this.notLeader();
+    if (this.leadTransferee !== null) throw new CairnError("PROPOSAL_DROPPED", "proposal dropped: leadership transfer in progress");
+    const max = this.config.uncommittedBytesMax;
+    const size = data.byteLength;
+    // An entry is always accepted when nothing is uncommitted, so one large entry cannot wedge us.
+    if (max > 0 && size > 0 && this.uncommittedSize > 0 && this.uncommittedSize + size > max) {
+      throw new CairnError("PROPOSAL_DROPPED", "proposal dropped: too many uncommitted bytes");
+    }
+    return this.appendEntry("normal", data);
+  }
+
+  proposeConfChange(change: ConfChange): { index: number; term: number } {
+    const data = encodeConfChange(change);
+    if (this.role !== "leader") throw this.notLeader();
+    if (this.leadTransferee !== null) throw new CairnError("PROPOSAL_DROPPED", "proposal dropped: leadership transfer in progress");
+    if (!this.committedEntryInCurrentTerm()) {
+      throw new CairnError("PROPOSAL_DROPPED", "conf change dropped: this term's first entry is not committed yet");
+    }
+    if (this.pendingConfIndex > this.log.applied) {
+      throw new CairnError("PROPOSAL_DROPPED", "conf change dropped: another conf change is pending");
+    }
+    const next = applyChange({ voters: this.voters, learners: this.learners }, change);
+    if (next === null) throw new CairnError("PROPOSAL_DROPPED", `conf change dropped: ${change.type} ${change.nodeId} changes nothing or removes the last voter`);
+    const result = this.appendEntry("conf", data);
+    this.pendingConfIndex = result.index;
+    return result;
+  }
+
+  committedEntryInCurrentTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  /** Advances the commit index to what a quorum of voters has durably (figure 8: own term only). */
+  maybeCommit(): boolean {
+    const scratch = this.matchScratch;
+    scratch.length = 0;
+    for (const id of this.voters) scratch.push(this.progress.get(id)?.match ?? 0);
+    const index = quorumIndex(scratch);
+    if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
+    const firstInTerm = !this.committedEntryInCurrentTerm();
+    this.log.commitTo(index);
+    this.needsBcast = true;
+    if (firstInTerm && this.pendingReadIndex.length > 0) {
+      const pending = this.pendingReadIndex;
+      this.pendingReadIndex = [];
+      for (const request of pending) handleReadIndexRequest(this, request.from, request.context);
+    }
+    return true;
+  }
+
+  /** advance(): this leader's own write is durable up to `index` (checked by term in Unstable). */
+  selfAck(index: number): void {
+    const self = this.progress.get(this.id);
+    if (self === undefined) return;
+    if (self.maybeUpdate(index)) this.maybeCommit();
+  }
+
+  // ---- Reads and transfer ----------------------------------------------------------------------
+
+  readIndex(context: Uint8Array): void {
+    if (!(context instanceof Uint8Array)) throw new TypeError("readIndex: context must be a Uint8Array");
+    if (this.role === "leader") {
+      handleReadIndexRequest(this, this.id, context);
+      return;
+    }
+    if (this.lead === null) throw this.notLeader();
+    this.send(this.message("readIndex", this.lead, { context }));
+  }
+
+  queuePendingReadIndex(from: NodeId, context: Uint8Array): void {
+    if (this.pendingReadIndex.length >= READ_INDEX_PENDING_MAX) {
+      this.logLine("dropped read index request: too many pending");
+      return;
+    }
+    this.pendingReadIndex.push({ from, context });
+  }
+
+  transferLeader(to: NodeId): void {
+    if (this.role !== "leader") throw this.notLeader();
+    const pr = this.progress.get(to);
+    if (pr === undefined || pr.isLearner) {
+      this.logLine(`ignored transfer to ${to}: not a voter`);
+      return;
+    }
+    if (this.leadTransferee !== null) {
+      if (this.leadTransferee === to) return;
+      this.logLine(`aborted transfer to ${this.leadTransferee} for ${to}`);
+      this.leadTransferee = null;
+    }
+    if (to === this.id) return;
+    // The transfer must finish within one election timeout (checked in tickHeartbeat).
+    this.electionElapsed = 0;
+    this.leadTransferee = to;
+    this.logLine(`transferring leadership to ${to}`);
+    if (pr.match === this.log.lastIndex()) sendTimeoutNow(this, to);
+    else this.needsBcast = true;
+  }
+
+  // ---- Membership ------------------------------------------------------------------------------
+
+  applyConfChange(change: ConfChange): ConfState {
+    const next = applyChange({ voters: this.voters, learners: this.learners }, change);
+    if (next === null) {
+      this.logLine(`conf change ${change.type} ${change.nodeId} is a no-op`);
+      return this.confState();
+    }
+    this.setConf(next);
+    this.logLine(`applied conf change ${change.type} ${change.nodeId}: voters [${this.voters}] learners [${this.learners}]`);
+    if (this.role === "leader") {
+      if (!this.isVoter(this.id)) {
+        // StepDownOnRemoval (etcd-io/raft#83): a removed or demoted leader must not keep leading.
+        this.logLine("stepping down: removed from the voters");
+        this.becomeFollower(this.term, null);
+      } else {
+        if (this.leadTransferee !== null && !this.isVoter(this.leadTransferee)) this.leadTransferee = null;
+        this.maybeCommit();
+        this.needsBcast = true;
+      }
+    }
+    return this.confState();
+  }
+
+  /** Decodes and applies a committed "conf" entry (convenience for callers holding the entry). */
+  applyConfEntry(entry: Entry): ConfState {
+    return this.applyConfChange(decodeConfChange(entry.data));
+  }
+
+  setConf(conf: ConfState): void {
+    this.voters = [...conf.voters];
+    this.learners = [...conf.learners];
+    if (this.role !== "leader") return;
+    const lastIndex = this.log.lastIndex();
+    const members = new Set<NodeId>([...this.voters, ...this.learners]);
+    for (const id of [...this.progress.keys()]) if (!members.has(id)) this.progress.delete(id);
+    for (const id of members) {
+      const isLearner = this.learners.includes(id);
+      const pr = this.progress.get(id);
+      if (pr === undefined) this.progress.set(id, this.newProgress(lastIndex + 1, isLearner));
+      else pr.isLearner = isLearner;
+    }
+  }
+
+  quorumSize(): number {
+    return majority(this.voters.length);
+  }
+}
+
+function validateConfig(config: RaftConfig): void {
+  const positiveInt = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v > 0;
+  const nonNegativeInt = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+  if (typeof config.id !== "string" || config.id.length === 0) throw new TypeError("raft config: id must be a non-empty string");
+  if (!positiveInt(config.heartbeatTicks)) throw new TypeError("raft config: heartbeatTicks must be a positive integer");
+  if (!positiveInt(config.electionTicks) || config.electionTicks <= config.heartbeatTicks) {
+    throw new TypeError("raft config: electionTicks must be an integer greater than heartbeatTicks");
+  }
+  if (typeof config.random !== "function") throw new TypeError("raft config: random must be a function");
+  if (!nonNegativeInt(config.applied)) throw new TypeError("raft config: applied must be a non-negative integer");
+  if (!positiveInt(config.messageBytesMax)) throw new TypeError("raft config: messageBytesMax must be a positive integer");
+  if (!positiveInt(config.inflightMessagesMax)) throw new TypeError("raft config: inflightMessagesMax must be a positive integer");
+  if (!nonNegativeInt(config.inflightBytesMax)) throw new TypeError("raft config: inflightBytesMax must be a non-negative integer");
+  if (!nonNegativeInt(config.uncommittedBytesMax)) throw new TypeError("raft config: uncommittedBytesMax must be a non-negative integer");
+}
