@@ -11,6 +11,16 @@ export default defineConfig({
       { test: { name: "sim", include: ["test/sim/**/*.test.ts"], testTimeout: 300_000 } },
       {
         test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          // Real processes: one file at a time so they do not fight over 2 cores.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: "jepsen-lite",
           include: ["test/jepsen-lite/**/*.test.ts"],
           testTimeout: 300_000,

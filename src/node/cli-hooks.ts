@@ -90,10 +90,10 @@ export async function runNode(options: NodeOptions): Promise<void> {
 export async function runUp(options: UpOptions): Promise<void> {
   const { config, path } = await loadClusterConfig(options.config);
   const children = new Map<string, ChildProcess>();
-  const main = join(REPO, "src", "cli", "main.ts");
+  const main = join(REPO, "src", "node", "run-node.ts");
   for (const n of config.nodes) {
     await mkdir(nodeDataDir(config, path, n.id), { recursive: true });
-    const child = spawn(process.execPath, ["--import", "tsx", main, "node", "--id", n.id, "--config", path], {
+    const child = spawn(process.execPath, ["--import", "tsx", main, "--id", n.id, "--config", path], {
       cwd: REPO,
       env: { ...process.env, CAIRN_LOG_PRETTY: "1" },
       stdio: ["ignore", "pipe", "pipe"],

@@ -42,7 +42,7 @@ export interface NodeLimits {
 
 export const DEFAULT_LIMITS: NodeLimits = {
   frameBytesMax: 8 * 1024 * 1024,
-  raftMessageBytesMax: 1024 * 1024,
+  raftMessageBytesMax: 4 * 1024 * 1024,
   inflightMessagesMax: 256,
   uncommittedBytesMax: 64 * 1024 * 1024,
   peerSendQueueBytesMax: 64 * 1024 * 1024,

@@ -190,6 +190,23 @@ export interface InProcessCluster {
   readonly nodes: Map<string, RunningNode>;
   readonly ids: readonly string[];
   readonly hub: MemoryPeerHub;
+  /** Crash a node: no hand-off; with durability "none" or in memory, whatever was not synced is lost. */
+  kill(id: string): Promise<void>;
+  /** Start a killed or stopped node again on its data (same client URL). */
+  restart(id: string): Promise<void>;
+  /** Freeze a node like SIGSTOP: no ticks, no processing; it keeps its connections. */
+  pause(id: string): void;
+  resume(id: string): void;
+  /** Cut every link between the two sides, both ways. */
+  partition(a: readonly string[], b: readonly string[]): void;
+  /** Cut one node off from every other. */
+  isolate(id: string): void;
+  /** Remove every network fault. */
+  heal(): void;
+  /** The node currently leading the bucket's group, as the running nodes see it (null if none). */
+  leaderOf(bucket: string): string | null;
+  /** Waits until the bucket (or "meta" for the meta group) has a leader; resolves with its id. */
+  waitForLeader(bucket: string, timeoutMs?: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -203,15 +220,27 @@ export async function startCluster(options: StartClusterOptions): Promise<InProc
   const hub = new MemoryPeerHub();
   const peers = Object.fromEntries(ids.map((id) => [id, `memory://${id}`]));
   const clientUrls: Record<string, string> = {};
+  const clientPorts: Record<string, number> = {};
   const nodes = new Map<string, RunningNode>();
+  /** In-memory stores survive kill/restart (what was synced, that is). */
+  const memoryStores = new Map<string, MemoryLogStore>();
   const timing = options.raft ?? { tickMs: 20, heartbeatTicks: 2, electionTicks: 15 };
-  for (const id of ids) {
+  const durability = options.durability ?? "fsync";
+
+  const boot = async (id: string) => {
+    let store: LogStore | undefined;
+    if (!root) {
+      store = memoryStores.get(id) ?? new MemoryLogStore({ durability });
+      memoryStores.set(id, store as MemoryLogStore);
+    }
     const running = await startNode({
       id,
       peers,
       clientUrls,
       ...(root ? { dataDir: join(root, id) } : {}),
-      durability: options.durability ?? "fsync",
+      ...(store ? { store } : {}),
+      clientListen: { host: "127.0.0.1", port: clientPorts[id] ?? 0 },
+      durability,
       raft: timing,
       ...(options.limits ? { limits: options.limits } : {}),
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
@@ -219,16 +248,83 @@ export async function startCluster(options: StartClusterOptions): Promise<InProc
       logger: options.logger ?? "silent",
     });
     clientUrls[id] = running.url;
+    clientPorts[id] = Number(new URL(running.url).port);
     nodes.set(id, running);
-  }
+  };
+  for (const id of ids) await boot(id);
+
+  const running = (id: string): RunningNode => {
+    const n = nodes.get(id);
+    if (!n) throw new CairnError("UNAVAILABLE", `node ${id} is not running`);
+    return n;
+  };
+  const groupOf = (bucket: string): string | null => {
+    if (bucket === "meta") return "meta";
+    for (const n of nodes.values()) {
+      const b = n.node.meta.get(bucket);
+      if (b) return b.group;
+    }
+    return null;
+  };
+  const leaderOf = (bucket: string): string | null => {
+    const group = groupOf(bucket);
+    if (!group) return null;
+    let best: { id: string; term: number } | null = null;
+    for (const n of nodes.values()) {
+      const g = n.node.host.group(group);
+      if (g?.isLeader()) {
+        const term = g.core.status().term;
+        if (!best || term > best.term) best = { id: n.id, term };
+      }
+    }
+    return best?.id ?? null;
+  };
+
   return {
     urls: ids.map((id) => clientUrls[id]!),
     nodes,
     ids,
     hub,
+    async kill(id) {
+      const n = running(id);
+      nodes.delete(id);
+      await n.kill();
+      const mem = memoryStores.get(id);
+      if (mem) memoryStores.set(id, mem.crash());
+    },
+    async restart(id) {
+      if (nodes.has(id)) throw new CairnError("INVALID_OPTION", `node ${id} is running`);
+      await boot(id);
+    },
+    pause(id) {
+      running(id).node.host.pause();
+    },
+    resume(id) {
+      running(id).node.host.resume();
+    },
+    partition(a, b) {
+      hub.partition(a, b);
+    },
+    isolate(id) {
+      hub.isolate(id);
+    },
+    heal() {
+      hub.heal();
+    },
+    leaderOf,
+    async waitForLeader(bucket, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const leader = leaderOf(bucket);
+        if (leader) return leader;
+        if (Date.now() > deadline) throw new CairnError("TIMEOUT", `no leader for ${bucket} within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
     async stop() {
       for (const n of nodes.values()) await n.kill();
       nodes.clear();
+      hub.close();
       if (ownTemp && root) await rm(root, { recursive: true, force: true });
     },
   };

@@ -19,6 +19,8 @@
 
 import type { Entry, HardState, Snapshot } from "../raft/types.ts";
 
+export { openLevelLogStore } from "./log-store-level.ts";
+
 /** What the driver persists for one group in one loop turn: a group's share of a Raft `Ready`. */
 export interface GroupWrite {
   /** The group's name, e.g. "meta" or "b:<bucket>". 1..LOG_STORE_LIMITS.groupNameBytesMax UTF-8 bytes, no NUL. */

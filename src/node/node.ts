@@ -128,15 +128,16 @@ export class CairnNode {
     if (!bucket.placement.includes(this.id) || this.replicas.has(bucket.group)) return;
     const sm = new KvStateMachine();
     const replica: BucketReplica = { meta: bucket, sm, watchers: new Set(), expireInFlight: false };
-    const init = () => {
-      // Bootstrap: every replica starts from the same image: the bucket as created.
-      sm.apply(0, { now: bucket.createdAt, command: { type: "bucketCreate", bucket: bucket.bucket, config: bucket.createConfig } });
-    };
-    init();
+    // Bootstrap: every replica starts from the same image, the bucket as created, applied "at"
+    // index 1. Index 1 of a fresh group is always its first leader's no-op, which never reaches the
+    // state machine, so the group's real entries (index >= 2) follow without a gap.
+    const created = sm.apply(1, { now: bucket.createdAt, command: { type: "bucketCreate", bucket: bucket.bucket, config: bucket.createConfig } });
+    if (!created.result.ok) this.options.logger.error("bucket bootstrap failed", { bucket: bucket.bucket, result: created.result });
     this.replicas.set(bucket.group, replica);
     const groupSm: GroupStateMachine = {
       apply: (entry) => this.applyKv(replica, entry),
       restore: (snapshot) => sm.restore(snapshot.data),
+      // (A snapshot replaces the bootstrap image entirely.)
       snapshot: () => sm.snapshot(),
       onSoftState: (s: SoftState) => {
         if (s.role !== "leader") replica.expireInFlight = false;
@@ -405,7 +406,7 @@ export class CairnNode {
   /** Status comes from the bucket leader (it knows each replica's lag). */
   private async bucketStatus(name: string, request: NodeRequest, hops: number, deadline: number): Promise<unknown> {
     let meta = this.meta.get(name);
-    if (!meta && hops === 0) {
+    if (!meta) {
       await this.metaReadBarrier(hops, deadline);
       meta = this.meta.get(name);
     }

@@ -94,6 +94,8 @@ export class RaftHost {
   private tickTimer: ReturnType<typeof setInterval> | null = null;
   private readCounter = 0;
   private closed = false;
+  /** Frozen (fault injection, like SIGSTOP): no ticks, nothing enters the cores, queued work waits. */
+  private paused = false;
   /** Called once per tick after the cores ticked (TTL expiry checks and the like). */
   onTick: (() => void) | null = null;
   /** Resolves when the loop has nothing in flight (used by graceful shutdown). */
@@ -287,7 +289,21 @@ export class RaftHost {
 
   // ---- the loop -------------------------------------------------------------------------------
 
+  /** Freezes the loop as SIGSTOP would: timers stop, events queue up (bounded) until resume(). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const queued = this.queue.splice(0, this.queue.length);
+    for (const action of queued) this.enqueue(action);
+    this.schedule();
+  }
+
   private tick(): void {
+    if (this.paused) return;
     this.enqueue(() => {
       for (const g of this.groups.values()) {
         g.core.tick();
@@ -310,7 +326,7 @@ export class RaftHost {
   /** Runs a core-mutating action now, or after the write in flight (bounded queue). */
   private enqueue(action: Action): void {
     if (this.closed || this.fatal) return;
-    if (this.writing) {
+    if (this.writing || this.paused) {
       if (this.queue.length >= this.options.limits.loopQueueMax) {
         // Overload: drop the action. Raft messages are retried by peers; proposals see a timeout.
         this.options.logger.warn("raft loop queue full: action dropped", { limit: this.options.limits.loopQueueMax });
@@ -329,7 +345,7 @@ export class RaftHost {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.writing || this.closed) return;
+    if (this.scheduled || this.writing || this.closed || this.paused) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -345,7 +361,7 @@ export class RaftHost {
   }
 
   private async pump(): Promise<void> {
-    if (this.writing || this.fatal) return;
+    if (this.writing || this.fatal || this.paused) return;
     this.writing = true;
     try {
       for (;;) {

@@ -1,0 +1,169 @@
+/**
+ * LevelLogStore: the production log store. One `level` (LevelDB) database per node in <dir>/level holds
+ * every group's entries, state records and the node metadata; snapshots are files in <dir>/snapshots.
+ * The logic and record format are shared with the memory twin (log-store-core.ts, log-store-codec.ts).
+ *
+ * Durability ("fsync"): every write() is ONE LevelDB batch, written with { sync: true } when asked (group
+ * commit: the driver batches all groups of one loop turn). Snapshot files are written to a temp file,
+ * fsynced, renamed and the directory fsynced before the batch that points at them. "none" never fsyncs:
+ * UNSAFE, for benchmarks and negative-control fault tests only.
+ *
+ * Integrity: before LevelDB opens the directory, log-store-leveldb-verify.ts checks every table block and
+ * write-ahead-log record, because LevelDB (as classic-level opens it) would otherwise drop damaged log
+ * records silently. Open failures LevelDB reports as corruption, or as a missing file, become
+ * CairnError("CORRUPT_DATA"); a data directory in use by another process is INTERNAL.
+ */
+
+import { mkdir, open, readFile, readdir, rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { Level } from "level";
+import { CairnError } from "../shared/errors.ts";
+import { LogStoreCore, type KvOp, type KvRecord, type StoreEngine } from "./log-store-core.ts";
+import { asBuffer, corrupt, describe } from "./log-store-codec.ts";
+import { verifyLevelDbDirectory } from "./log-store-leveldb-verify.ts";
+import type { LevelLogStoreOptions, LogStore, LogStoreDurability } from "./log-store.ts";
+
+const SNAPSHOT_DIR = "snapshots";
+const LEVEL_DIR = "level";
+const TEMP_SUFFIX = ".tmp";
+
+type Db = Level<Buffer, Buffer>;
+
+/** fsync a directory so a rename or create inside it survives power loss. */
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+class LevelEngine implements StoreEngine {
+  readonly description: string;
+  readonly #db: Db;
+  readonly #snapshotDir: string;
+
+  constructor(db: Db, levelDir: string, snapshotDir: string) {
+    this.#db = db;
+    this.#snapshotDir = snapshotDir;
+    this.description = `LevelDB at ${levelDir}`;
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return (await this.#db.get(asBuffer(key))) ?? undefined;
+  }
+
+  async range(gte: Uint8Array, lt: Uint8Array, limit: number): Promise<KvRecord[]> {
+    // all() closes the iterator, also when it fails.
+    return await this.#db.iterator({ gte: asBuffer(gte), lt: asBuffer(lt), limit }).all();
+  }
+
+  async batch(ops: readonly KvOp[], sync: boolean): Promise<void> {
+    const operations = ops.map((op) =>
+      op.type === "put"
+        ? { type: "put" as const, key: asBuffer(op.key), value: asBuffer(op.value) }
+        : { type: "del" as const, key: asBuffer(op.key) },
+    );
+    await this.#db.batch(operations, { sync });
+  }
+
+  async writeFile(name: string, chunks: readonly Uint8Array[], sync: boolean): Promise<void> {
+    const path = join(this.#snapshotDir, name);
+    const temp = path + TEMP_SUFFIX;
+    const handle = await open(temp, "w");
+    try {
+      for (const chunk of chunks) {
+        for (let written = 0; written < chunk.length; ) {
+          const { bytesWritten } = await handle.write(chunk, written, chunk.length - written);
+          written += bytesWritten;
+        }
+      }
+      if (sync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    if (sync) await syncDirectory(this.#snapshotDir);
+  }
+
+  async readFile(name: string): Promise<Uint8Array | null> {
+    try {
+      return await readFile(join(this.#snapshotDir, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
+  }
+
+  async listFiles(): Promise<string[]> {
+    return (await readdir(this.#snapshotDir)).sort();
+  }
+
+  async deleteFiles(names: readonly string[]): Promise<void> {
+    for (const name of names) {
+      await unlink(join(this.#snapshotDir, name)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOENT") throw error;
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close();
+  }
+}
+
+class LevelLogStore extends LogStoreCore {
+  constructor(engine: LevelEngine, durability: LogStoreDurability, repairs: readonly string[]) {
+    super(engine, durability, repairs);
+  }
+
+  open(): Promise<void> {
+    return this.beginInit();
+  }
+}
+
+/** Maps a failed LevelDB open to CORRUPT_DATA (damage, missing files) or INTERNAL (lock, I/O). */
+function openError(error: unknown, levelDir: string): CairnError {
+  const cause = (error as { cause?: unknown }).cause ?? error;
+  const code = (cause as { code?: unknown }).code;
+  const message = describe(cause);
+  if (code === "LEVEL_LOCKED") {
+    return new CairnError("INTERNAL", `LevelDB at ${levelDir} is in use by another process: ${message}`, {}, { cause: error });
+  }
+  if (code === "LEVEL_CORRUPTION" || /No such file|missing files?/i.test(message)) {
+    return corrupt(`LevelDB at ${levelDir} cannot be opened, its files are damaged: ${message}`, error);
+  }
+  return new CairnError("INTERNAL", `LevelDB at ${levelDir} cannot be opened: ${message}`, {}, { cause: error });
+}
+
+/**
+ * Opens (creating if needed) the log store in `options.dir`. Throws CairnError("CORRUPT_DATA") naming
+ * the damaged file when the directory fails verification.
+ */
+export async function openLevelLogStore(options: LevelLogStoreOptions): Promise<LogStore> {
+  if (typeof options?.dir !== "string" || options.dir.length === 0) throw new TypeError("dir must be a non-empty string");
+  if (options.durability !== "fsync" && options.durability !== "none") {
+    throw new TypeError('durability must be "fsync" or "none"');
+  }
+  const levelDir = join(options.dir, LEVEL_DIR);
+  const snapshotDir = join(options.dir, SNAPSHOT_DIR);
+  await mkdir(levelDir, { recursive: true });
+  await mkdir(snapshotDir, { recursive: true });
+  if (options.durability === "fsync") await syncDirectory(options.dir);
+  const check = await verifyLevelDbDirectory(levelDir);
+  const db: Db = new Level<Buffer, Buffer>(levelDir, { keyEncoding: "buffer", valueEncoding: "buffer" });
+  try {
+    await db.open();
+  } catch (error) {
+    throw openError(error, levelDir);
+  }
+  const store = new LevelLogStore(new LevelEngine(db, levelDir, snapshotDir), options.durability, check.repairs);
+  try {
+    await store.open();
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+  return store;
+}
