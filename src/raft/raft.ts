@@ -15,7 +15,7 @@ import { Progress } from "./progress.ts";
 import { majority, quorumActive, quorumIndex, voteResult } from "./quorum.ts";
 import { READ_INDEX_PENDING_MAX, ReadOnly } from "./read-only.ts";
 import { stepCandidate, stepFollower } from "./step-follower.ts";
-import { bcastHeartbeat, handleReadIndexRequest, sendTimeoutNow, stepLeader } from "./step-leader.ts";
+import { bcastHeartbeat, maybeSendAppend, handleReadIndexRequest, sendTimeoutNow, stepLeader } from "./step-leader.ts";
 import type {
   ConfChange,
   ConfState,
@@ -232,8 +232,9 @@ export class Raft {
     this.role = "leader";
     this.lead = this.id;
     const lastIndex = this.log.lastIndex();
-    for (const id of this.voters) this.progress.set(id, this.newProgress(lastIndex + 1, false));
-    for (const id of this.learners) this.progress.set(id, this.newProgress(lastIndex + 1, true));
+    // Peers start inactive: check quorum must hear from them within the first election timeout.
+    for (const id of this.voters) this.progress.set(id, this.newProgress(lastIndex + 1, false, false));
+    for (const id of this.learners) this.progress.set(id, this.newProgress(lastIndex + 1, true, false));
     const self = this.progress.get(this.id);
     assert(self !== undefined, "raft: leader not in its own configuration");
     // Only what is durable here counts toward a quorum; the rest is acknowledged by advance().
@@ -247,9 +248,9 @@ export class Raft {
     this.logLine(`became leader at term ${this.term}`);
   }
 
-  newProgress(next: number, isLearner: boolean): Progress {
+  newProgress(next: number, isLearner: boolean, recentActive: boolean): Progress {
     const pr = new Progress(next, this.config.inflightMessagesMax, this.config.inflightBytesMax, isLearner);
-    pr.recentActive = true;
+    pr.recentActive = recentActive;
     return pr;
   }
 
@@ -562,7 +563,7 @@ export class Raft {
     this.leadTransferee = to;
     this.logLine(`transferring leadership to ${to}`);
     if (pr.match === this.log.lastIndex()) sendTimeoutNow(this, to);
-    else this.needsBcast = true;
+    else maybeSendAppend(this, to, pr, true);
   }
 
   // ---- Membership ------------------------------------------------------------------------------
@@ -604,7 +605,7 @@ export class Raft {
     for (const id of members) {
       const isLearner = this.learners.includes(id);
       const pr = this.progress.get(id);
-      if (pr === undefined) this.progress.set(id, this.newProgress(lastIndex + 1, isLearner));
+      if (pr === undefined) this.progress.set(id, this.newProgress(lastIndex + 1, isLearner, true)); // new members get one timeout of grace
       else pr.isLearner = isLearner;
     }
   }

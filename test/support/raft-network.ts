@@ -258,3 +258,24 @@ export class RaftNetwork {
     return this.node(id).applied.filter((e) => e.type === "normal" && e.data.length > 0).map((e) => text(e.data));
   }
 }
+
+/** A message with every field defaulted (for crafting peer input by hand). */
+export function msg(fields: Partial<Message> & Pick<Message, "type" | "from" | "to">): Message {
+  return { term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, ...fields };
+}
+
+/** A core over a fresh MemoryStorage (voters given), without a network. */
+export function lone(id: NodeId, voters: readonly NodeId[], overrides: Partial<RaftConfig> = {}): { core: RaftCore; storage: MemoryStorage } {
+  const storage = new MemoryStorage({ confState: { voters: [...voters], learners: [] } });
+  return { core: new RaftCore(testConfig(id, overrides), storage), storage };
+}
+
+/** Drains one Ready, persists it into `storage`, advances, and returns it. */
+export function drain(core: RaftCore, storage: MemoryStorage): Ready {
+  const rd = core.ready();
+  if (rd.snapshot !== null) storage.applySnapshot(rd.snapshot);
+  storage.append(rd.entries);
+  if (rd.hardState !== null) storage.setHardState(rd.hardState);
+  core.advance(rd);
+  return rd;
+}
