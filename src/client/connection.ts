@@ -249,6 +249,7 @@ export class Connection {
     let lastError: unknown = null;
     let unauthorized: CairnError | null = null;
     for (let round = 0; ; round++) {
+      let refusals = 0;
       for (let i = 0; i < this.servers.length; i++) {
         const index = (this.serverIndex + i) % this.servers.length;
         try {
@@ -260,10 +261,15 @@ export class Connection {
           return;
         } catch (error) {
           lastError = error;
-          if (error instanceof CairnError && error.code === "UNAUTHORIZED") unauthorized = error;
+          if (error instanceof CairnError && error.code === "UNAUTHORIZED") {
+            unauthorized = error;
+            refusals++;
+          }
         }
         if (Date.now() >= deadline || this.isClosed()) break;
       }
+      // Every server refused the credentials: retrying cannot help.
+      if (refusals === this.servers.length) break;
       if (Date.now() >= deadline || this.isClosed()) break;
       await this.sleep(Math.min(deadline - Date.now(), this.backoffMs(round, this.options.reconnectDelayMsMin, this.options.reconnectDelayMsMax)));
     }

@@ -69,7 +69,9 @@ export async function openSocket(url: string, timeoutMs: number, handlers: Socke
     let done = false;
     const teardown = (): void => {
       clearTimeout(timer);
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      // Closing a socket that is still connecting makes `ws` emit an error later: keep a listener.
+      ws.onerror = () => undefined;
       try {
         if (ws.terminate) ws.terminate();
         else ws.close();
