@@ -211,15 +211,9 @@ export class CairnNode {
         return this.bucketUpdate(request.bucket, request.config, request.requestId, hops, deadline);
       case "bucket.delete": {
         validateBucketName(request.bucket);
-        const result = (await this.metaWrite(
-          { type: "bucketDelete", bucket: request.bucket },
-          request.requestId,
-          request,
-          hops,
-          deadline,
-        )) as MetaResult;
-        if (!result.ok) throw new CairnError(result.code, result.message);
-        return { deleted: true };
+        return this.metaWrite({ type: "bucketDelete", bucket: request.bucket }, request.requestId, request, hops, deadline, async () => ({
+          deleted: true,
+        }));
       }
       case "bucket.status":
         validateBucketName(request.bucket);
@@ -320,12 +314,26 @@ export class CairnNode {
     });
   }
 
-  private metaWrite(command: MetaEnvelope["command"], requestId: string | undefined, request: NodeRequest, hops: number, deadline: number) {
+  /**
+   * Proposes a meta command on the meta leader and runs `finish` there with its result. When this
+   * node is not the leader, the whole client request is forwarded and the leader's final answer
+   * returned, so both paths yield the same client-shaped result.
+   */
+  private metaWrite(
+    command: MetaEnvelope["command"],
+    requestId: string | undefined,
+    request: NodeRequest,
+    hops: number,
+    deadline: number,
+    finish: (result: MetaResult) => Promise<unknown>,
+  ): Promise<unknown> {
     const id = requestId ?? this.nextRequestId();
     const forwarded = { ...request, requestId: id } as NodeRequest;
-    return this.viaLeader(META_GROUP, this.options.members, forwarded, hops, deadline, true, () => {
+    return this.viaLeader(META_GROUP, this.options.members, forwarded, hops, deadline, true, async () => {
       const envelope: MetaEnvelope = { now: this.stamp(), requestId: id, command };
-      return this.host.propose(META_GROUP, encodeLogPayload({ meta: envelope }));
+      const result = (await this.host.propose(META_GROUP, encodeLogPayload({ meta: envelope }))) as MetaResult;
+      if (!result.ok) throw new CairnError(result.code, result.message);
+      return finish(result);
     });
   }
 
@@ -339,13 +347,13 @@ export class CairnNode {
     validateBucketName(name);
     const config = normalizeConfig(input as Partial<BucketConfig>, this.options.members.length);
     const request: NodeRequest = { op: "bucket.create", bucket: name, config: input, ...(requestId ? { requestId } : {}) };
-    const result = (await this.metaWrite({ type: "bucketCreate", bucket: name, config }, requestId, request, hops, deadline)) as MetaResult;
-    if (!result.ok) throw new CairnError(result.code, result.message);
-    const status = (await this.bucketStatus(name, { op: "bucket.status", bucket: name }, hops, deadline)) as WireBucketStatus;
-    if (result.existed && !sameConfig(statusConfig(status), config)) {
-      throw new CairnError("BUCKET_EXISTS", "bucket name already in use");
-    }
-    return status;
+    return this.metaWrite({ type: "bucketCreate", bucket: name, config }, requestId, request, hops, deadline, async (result) => {
+      const status = (await this.bucketStatus(name, { op: "bucket.status", bucket: name }, hops, deadline)) as WireBucketStatus;
+      if (result.ok && result.existed && !sameConfig(statusConfig(status), config)) {
+        throw new CairnError("BUCKET_EXISTS", "bucket name already in use");
+      }
+      return status;
+    });
   }
 
   private async bucketUpdate(name: string, input: BucketConfigInput, requestId: string | undefined, hops: number, deadline: number) {
