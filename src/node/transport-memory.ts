@@ -62,8 +62,8 @@ export class MemoryPeerHub {
   private readonly lossRates = new Map<string, number>();
   /** Directed link ("*" wildcards allowed) -> added latency. */
   private readonly delays = new Map<string, number>();
-  /** Directed link -> time the last scheduled delivery happens, to keep each link FIFO under changing delays. */
-  private readonly lastDeliveryAtMs = new Map<string, number>();
+  /** Directed link -> batches delayed on it, in send order (non-decreasing atMs). Absent when empty. */
+  private readonly inFlight = new Map<string, { atMs: number; batch: readonly Uint8Array[] }[]>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly random: () => number;
   private payloadsDelivered = 0;
@@ -139,7 +139,9 @@ export class MemoryPeerHub {
   }
 
   stats(): { payloadsDelivered: number; payloadsLost: number; deliveriesScheduled: number } {
-    return { payloadsDelivered: this.payloadsDelivered, payloadsLost: this.payloadsLost, deliveriesScheduled: this.timers.size };
+    let scheduled = 0;
+    for (const queue of this.inFlight.values()) scheduled += queue.length;
+    return { payloadsDelivered: this.payloadsDelivered, payloadsLost: this.payloadsLost, deliveriesScheduled: scheduled };
   }
 
   /** @internal called by MemoryPeerTransport.start */
@@ -169,18 +171,34 @@ export class MemoryPeerHub {
       return;
     }
     const delayMs = this.delays.get(key) ?? this.delays.get(linkKey(from, "*")) ?? this.delays.get(linkKey("*", to)) ?? this.delays.get(linkKey("*", "*")) ?? 0;
-    const nowMs = Date.now();
-    const lastMs = this.lastDeliveryAtMs.get(key) ?? 0;
-    if (delayMs === 0 && lastMs <= nowMs) {
+    const queue = this.inFlight.get(key);
+    if (delayMs === 0 && queue === undefined) {
       this.deliver(from, to, batch);
       return;
     }
-    const atMs = Math.max(nowMs + delayMs, lastMs);
-    this.lastDeliveryAtMs.set(key, atMs);
+    // FIFO per link: a batch never overtakes one sent earlier, even when the delay shrinks meanwhile.
+    const atMs = Math.max(Date.now() + delayMs, queue?.at(-1)?.atMs ?? 0);
+    if (queue === undefined) {
+      this.inFlight.set(key, [{ atMs, batch }]);
+      this.armLink(key, from, to);
+    } else {
+      queue.push({ atMs, batch });
+    }
+  }
+
+  /** Sets the one timer of a link for the head of its in-flight queue. */
+  private armLink(key: string, from: string, to: string): void {
+    const head = this.inFlight.get(key)?.[0];
+    if (head === undefined) {
+      this.inFlight.delete(key);
+      return;
+    }
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      this.deliver(from, to, batch);
-    }, atMs - nowMs);
+      const queue = this.inFlight.get(key);
+      while (queue !== undefined && queue.length > 0 && queue[0]!.atMs <= Date.now()) this.deliver(from, to, queue.shift()!.batch);
+      this.armLink(key, from, to);
+    }, Math.max(0, head.atMs - Date.now()));
     this.timers.add(timer);
   }
 
@@ -199,7 +217,7 @@ export class MemoryPeerHub {
   close(): void {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    this.lastDeliveryAtMs.clear();
+    this.inFlight.clear();
   }
 }
 
