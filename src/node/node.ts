@@ -7,7 +7,7 @@ import { KvStateMachine, normalizeConfig, configUpdateAllowed, validateBucketNam
 import type { ApplyOutcome, BucketConfig, KvCommand, KvEnvelope, KvRecord, KvResult } from "../kv/types.ts";
 import type { Entry, Snapshot, SoftState } from "../raft/types.ts";
 import { CairnError, type ErrorCode } from "../shared/errors.ts";
-import type { BucketConfigInput, Request, WireBucketStatus, WireEntry } from "../shared/protocol.ts";
+import type { BucketConfigInput, Request, WireBucketStatus, WireClusterStatus, WireEntry } from "../shared/protocol.ts";
 import { PROTOCOL_LIMITS } from "../shared/protocol.ts";
 import type { NodeLimits, RaftTiming } from "./config.ts";
 import { decodeLogPayload, encodeLogPayload } from "./codec.ts";
@@ -204,7 +204,7 @@ export class CairnNode {
       case "hello":
         return { node: this.id, version: 1, servers: Object.values(this.options.clientUrls) };
       case "cluster.status":
-        return this.clusterStatus();
+        return this.clusterStatus(deadline);
       case "bucket.create":
         return this.bucketCreate(request.bucket, request.config, request.requestId, hops, deadline);
       case "bucket.update":
@@ -232,6 +232,8 @@ export class CairnNode {
       case "kv.keys":
       case "kv.history":
         return this.kvRead(request, hops, deadline);
+      case "ping":
+        return { pong: true };
       case "watch.start":
       case "watch.stop":
         throw new CairnError("INVALID_REQUEST", "watch requests are handled by the session");
@@ -239,6 +241,7 @@ export class CairnNode {
   }
 
   private async onForward(body: unknown): Promise<unknown> {
+    if (body && typeof body === "object" && (body as { localStatus?: unknown }).localStatus === true) return this.localGroupsStatus();
     const b = body as ForwardBody;
     if (!b || typeof b !== "object" || typeof b.forward !== "object" || typeof b.hops !== "number" || typeof b.deadline !== "number") {
       throw new CairnError("INVALID_REQUEST", "malformed forwarded request");
@@ -630,26 +633,60 @@ export class CairnNode {
     return watcher;
   }
 
-  /** Node-local view of every group, for `cairn cluster status`. */
-  clusterStatus(): unknown {
+  /** This node's view of each group it hosts (one row of `cairn cluster status` per group and node). */
+  localGroupsStatus(): { node: string; groups: { group: string; bucket: string | null; role: string; leader: string | null; term: number; commit: number; applied: number; lastIndex: number }[] } {
     const groups = [];
     for (const g of this.host.allGroups()) {
       const s = g.core.status();
-      const bucket = [...this.replicas.values()].find((r) => r.meta.group === g.id)?.meta.bucket ?? null;
-      groups.push({
-        group: g.id,
-        bucket,
-        role: s.role,
-        leader: s.leader,
-        term: s.term,
-        commit: s.commit,
-        applied: g.applied,
-        lastIndex: s.lastIndex,
-        voters: s.confState.voters,
-        progress: s.progress,
-      });
+      const bucket = this.replicas.get(g.id)?.meta.bucket ?? null;
+      groups.push({ group: g.id, bucket, role: s.role, leader: s.leader, term: s.term, commit: s.commit, applied: g.applied, lastIndex: s.lastIndex });
     }
-    return { node: this.id, members: this.options.members, groups };
+    return { node: this.id, groups };
+  }
+
+  /** Cluster-wide view for `cairn cluster status`: every reachable node reports its groups. */
+  async clusterStatus(deadline: number): Promise<WireClusterStatus> {
+    const views = [this.localGroupsStatus()];
+    const reachable = new Set([this.id]);
+    const timeoutMs = Math.max(1, Math.min(2000, deadline - Date.now()));
+    await Promise.all(
+      this.options.members
+        .filter((m) => m !== this.id)
+        .map(async (peer) => {
+          try {
+            views.push((await this.options.transport.request(peer, { localStatus: true }, timeoutMs)) as ReturnType<CairnNode["localGroupsStatus"]>);
+            reachable.add(peer);
+          } catch {
+            /* unreachable: reported as such */
+          }
+        }),
+    );
+    const byGroup = new Map<string, WireClusterStatus["groups"][number]>();
+    for (const view of views) {
+      for (const g of view.groups) {
+        const name = g.bucket ?? g.group;
+        let row = byGroup.get(g.group);
+        if (!row) {
+          row = { group: name, leader: null, term: 0, members: [] };
+          byGroup.set(g.group, row);
+        }
+        if (g.term >= row.term) {
+          row.term = g.term;
+          if (g.leader) row.leader = g.leader;
+        }
+        row.members.push({ node: view.node, role: g.role, commit: g.commit, applied: g.applied, lag: 0 });
+      }
+    }
+    for (const row of byGroup.values()) {
+      const top = Math.max(...row.members.map((m) => m.applied));
+      for (const m of row.members) m.lag = top - m.applied;
+      row.members.sort((a, b) => (a.node < b.node ? -1 : 1));
+    }
+    return {
+      node: this.id,
+      nodes: this.options.members.map((id) => ({ id, url: this.options.clientUrls[id] ?? "", reachable: reachable.has(id) })),
+      groups: [...byGroup.values()].sort((a, b) => (a.group === "meta" ? -1 : b.group === "meta" ? 1 : a.group < b.group ? -1 : 1)),
+    };
   }
 }
 

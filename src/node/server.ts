@@ -33,7 +33,7 @@ export interface ClientServer {
 const OPS = new Set([
   "hello", "bucket.create", "bucket.update", "bucket.delete", "bucket.status", "bucket.list",
   "kv.put", "kv.create", "kv.update", "kv.delete", "kv.purge", "kv.get", "kv.keys", "kv.history",
-  "kv.purgeDeletes", "kv.purgeBucket", "watch.start", "watch.stop", "cluster.status",
+  "kv.purgeDeletes", "kv.purgeBucket", "watch.start", "watch.stop", "cluster.status", "ping",
 ]);
 
 export async function startClientServer(options: ClientServerOptions): Promise<ClientServer> {
@@ -146,6 +146,9 @@ class Session implements WatchSink {
         if (!watcher.ended) this.watchers.set(watcher.id, watcher);
         return;
       }
+      case "ping":
+        this.send({ id, ok: true, result: { pong: true } });
+        return;
       case "watch.stop": {
         const w = this.watchers.get(request.watchId);
         if (w) {
