@@ -101,15 +101,15 @@ export class RaftLog {
   /**
    * Follower append (etcd maybeAppend): if the log matches at (prevIndex, prevTerm), appends the
    * entries that are new or conflicting (never truncating on a stale, shorter request), commits up
-   * to min(leaderCommit, last new index) and returns that last new index; otherwise -1. Returns -2
-   * when the request would overwrite a committed entry (impossible from a correct leader).
+   * to min(leaderCommit, last new index) and returns that last new index; otherwise -1. The caller
+   * answers requests below the commit index without calling this, so a conflict at or below the
+   * commit index cannot happen (asserted).
    */
   maybeAppend(prevIndex: number, prevTerm: number, leaderCommit: number, entries: readonly Entry[]): number {
     if (!this.matchTerm(prevIndex, prevTerm)) return -1;
     const lastNewIndex = prevIndex + entries.length;
     const conflict = this.findConflict(entries);
     if (conflict !== 0) {
-      if (conflict <= this.committed) return -2;
       this.appendFrom(entries, conflict - prevIndex - 1);
     }
     this.commitTo(Math.min(leaderCommit, lastNewIndex));

@@ -64,7 +64,8 @@ function handleAppendEntries(r: Raft, m: Message): void {
     return;
   }
   if (m.index < log.committed) {
-    // Everything up to our commit index matches the leader: tell it where we are.
+    // Everything up to our commit index matches the leader: tell it where we are. (This also keeps
+    // any request from overwriting a committed entry.)
     r.send(r.message("appResp", m.from, { index: log.committed }));
     return;
   }
@@ -72,10 +73,6 @@ function handleAppendEntries(r: Raft, m: Message): void {
   if (lastNewIndex >= 0) {
     // Acknowledge the request's own last index, never our lastIndex (which may hold more).
     r.send(r.message("appResp", m.from, { index: lastNewIndex }));
-    return;
-  }
-  if (lastNewIndex === -2) {
-    r.logLine(`dropped app from ${m.from}: it conflicts with committed entries (commit ${log.committed})`);
     return;
   }
   // Reject with a hint: the largest index <= the probe whose term is <= the probe's term, so the

@@ -279,3 +279,24 @@ export function drain(core: RaftCore, storage: MemoryStorage): Ready {
   core.advance(rd);
   return rd;
 }
+
+/** Entries for building logs by hand: terms[i] is the term of index start + i. */
+export function entriesOf(terms: readonly number[], start = 1, data = (i: number) => bytes(`e${i}`)): Entry[] {
+  return terms.map((term, i) => ({ term, index: start + i, type: "normal" as const, data: data(start + i) }));
+}
+
+/** A storage holding a given log (bootstrapped with `voters`). */
+export function storageWith(voters: readonly NodeId[], terms: readonly number[], hard: { term: number; vote?: NodeId | null; commit: number }): MemoryStorage {
+  return new MemoryStorage({
+    confState: { voters: [...voters], learners: [] },
+    hardState: { term: hard.term, vote: hard.vote ?? null, commit: hard.commit },
+    entries: entriesOf(terms),
+  });
+}
+
+/** Terms of a node's whole log, from index 1 (for comparing logs). */
+export function logTerms(storage: MemoryStorage): number[] {
+  const out: number[] = [];
+  for (let i = storage.firstIndex(); i <= storage.lastIndex(); i++) out.push(storage.term(i));
+  return out;
+}
