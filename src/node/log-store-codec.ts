@@ -143,6 +143,11 @@ function readU64(buffer: Uint8Array, offset: number): number {
   return high * 0x1_0000_0000 + low;
 }
 
+/** A plain Uint8Array view (no copy) of bytes[start, end): what load() hands out, never a Buffer. */
+function plainView(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start);
+}
+
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -280,7 +285,7 @@ export function decodeEntryRecord(key: Uint8Array, index: number, value: Uint8Ar
   const term = readU64(value, CRC_BYTES + 2);
   const prevTerm = readU64(value, CRC_BYTES + 10);
   if (term > NUMBER_MAX || prevTerm > NUMBER_MAX) throw new RecordDamage("term out of range");
-  return { entry: { index, term, type, data: value.subarray(ENTRY_HEADER_BYTES) }, prevTerm };
+  return { entry: { index, term, type, data: plainView(value, ENTRY_HEADER_BYTES, value.length) }, prevTerm };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -500,7 +505,7 @@ export function decodeSnapshotFile(group: string, ref: SnapshotRef, file: Uint8A
     throw new RecordDamage("header lengths do not match the file size");
   }
   const metadata = buffer.subarray(SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_BYTES + metadataBytes);
-  const data = buffer.subarray(SNAPSHOT_HEADER_BYTES + metadataBytes);
+  const data = plainView(buffer, SNAPSHOT_HEADER_BYTES + metadataBytes, buffer.length);
   const bodyCrc = crc32c(data, crc32c(metadata));
   if (bodyCrc !== buffer.readUInt32BE(24)) throw new RecordDamage("body checksum mismatch");
   if (bodyCrc !== ref.bodyCrc) throw new RecordDamage("file is not the one the state record names (checksum differs)");

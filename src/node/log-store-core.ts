@@ -119,10 +119,18 @@ export class LogStoreCore implements LogStore {
   #failure: CairnError | null = null;
   #fileSequence = 1;
 
-  protected constructor(engine: StoreEngine, durability: LogStoreDurability, repairs: readonly string[] = []) {
+  /** True when the engine is known to have held a store before (so a missing format record means loss). */
+  readonly #existed: boolean;
+
+  protected constructor(
+    engine: StoreEngine,
+    durability: LogStoreDurability,
+    options: { readonly repairs?: readonly string[]; readonly existed?: boolean } = {},
+  ) {
     this.#engine = engine;
     this.#durable = durability === "fsync";
-    this.#repairs = [...repairs];
+    this.#repairs = [...(options.repairs ?? [])];
+    this.#existed = options.existed ?? false;
   }
 
   get repairs(): readonly string[] {
@@ -149,6 +157,9 @@ export class LogStoreCore implements LogStore {
     const engine = this.#engine;
     const format = await this.#get(FORMAT_KEY, "format record");
     if (format === undefined) {
+      if (this.#existed) {
+        throw corrupt(`${engine.description}: the format record is gone although this directory held a cairn log store (data lost)`);
+      }
       const any = await this.#range(EVERY_KEY[0], EVERY_KEY[1], 1, "first key");
       if (any.length > 0) {
         throw corrupt(`${engine.description}: holds data but no cairn format record (foreign or damaged data directory)`);

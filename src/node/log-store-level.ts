@@ -14,7 +14,7 @@
  * CairnError("CORRUPT_DATA"); a data directory in use by another process is INTERNAL.
  */
 
-import { mkdir, open, readFile, readdir, rename, unlink } from "node:fs/promises";
+import { access, mkdir, open, readFile, readdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Level } from "level";
 import { CairnError } from "../shared/errors.ts";
@@ -27,7 +27,26 @@ const SNAPSHOT_DIR = "snapshots";
 const LEVEL_DIR = "level";
 const TEMP_SUFFIX = ".tmp";
 
+/**
+ * Written (and fsynced) once the LevelDB format record is durable. If LevelDB later opens without that
+ * record (its files wiped or a damaged MANIFEST dropping every table), the marker tells data loss apart
+ * from a brand-new store, which would otherwise come up empty and rejoin the cluster with no log.
+ */
+const MARKER_FILE = "CAIRN-LOG-STORE";
+const MARKER_TEXT = "cairn log store: a level database in level/, snapshot files in snapshots/\n";
+
 type Db = Level<Buffer, Buffer>;
+
+async function writeMarker(dir: string, path: string, sync: boolean): Promise<void> {
+  const handle = await open(path, "w");
+  try {
+    await handle.writeFile(MARKER_TEXT);
+    if (sync) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  if (sync) await syncDirectory(dir);
+}
 
 /** fsync a directory so a rename or create inside it survives power loss. */
 async function syncDirectory(path: string): Promise<void> {
@@ -114,8 +133,8 @@ class LevelEngine implements StoreEngine {
 }
 
 class LevelLogStore extends LogStoreCore {
-  constructor(engine: LevelEngine, durability: LogStoreDurability, repairs: readonly string[]) {
-    super(engine, durability, repairs);
+  constructor(engine: LevelEngine, durability: LogStoreDurability, repairs: readonly string[], existed: boolean) {
+    super(engine, durability, { repairs, existed });
   }
 
   open(): Promise<void> {
@@ -158,9 +177,16 @@ export async function openLevelLogStore(options: LevelLogStoreOptions): Promise<
   } catch (error) {
     throw openError(error, levelDir);
   }
-  const store = new LevelLogStore(new LevelEngine(db, levelDir, snapshotDir), options.durability, check.repairs);
+  const marker = join(options.dir, MARKER_FILE);
+  const existed = await access(marker).then(
+    () => true,
+    () => false,
+  );
+  const engine = new LevelEngine(db, levelDir, snapshotDir);
+  const store = new LevelLogStore(engine, options.durability, check.repairs, existed);
   try {
     await store.open();
+    if (!existed) await writeMarker(options.dir, marker, options.durability === "fsync");
   } catch (error) {
     await db.close().catch(() => undefined);
     throw error;

@@ -18,6 +18,7 @@ import {
   decodeStateRecord,
   entryKey,
   entryPrefix,
+  metaKey,
   stateKey,
 } from "./log-store-codec.ts";
 import type { LogStoreDurability } from "./log-store.ts";
@@ -224,6 +225,16 @@ export class MemoryLogStore extends LogStoreCore {
   /** Removes the stored record of entry `index`, as a lost write would. Returns false if absent. */
   removeEntry(group: string, index: number): boolean {
     return this.#engine.mutate(entryKey(entryPrefix(group), index), () => null);
+  }
+
+  /** Names of the snapshot files currently stored (what a directory listing would show). */
+  snapshotFileNames(): string[] {
+    return [...this.#engine.current.files.keys()].sort();
+  }
+
+  /** Flips a byte of a stored node metadata record. */
+  corruptMeta(key: string, options: CorruptOptions = {}): boolean {
+    return this.#engine.mutate(metaKey(key), (value) => flipByte(value, options.byteOffset ?? -1));
   }
 
   /** Flips a byte of the group's state record (hard state, last index, snapshot pointer). */
