@@ -189,6 +189,16 @@ describe("purgeDeletes", () => {
     expect(h.sm.history("b", [">"]).records.map(brief)).toEqual(["7:DEL:young=", "8:PUT:live=1"]);
   });
 
+  it("keeps a marker only if it is younger than the threshold: exactly as old goes", () => {
+    const h = setup();
+    h.ok({ type: "delete", bucket: "b", key: "edge" }); // created T0
+    h.advance(1);
+    h.ok({ type: "delete", bucket: "b", key: "young" }); // created T0+1
+    h.advance(29_999); // now = T0 + 30000
+    expect(h.ok({ type: "purgeDeletes", bucket: "b", olderThanMs: 30_000 })).toEqual({ ok: true, count: 1 });
+    expect(h.sm.history("b", [">"]).records.map(brief)).toEqual(["2:DEL:young="]);
+  });
+
   it("with a negative threshold (and 0) removes every marker and its key", () => {
     for (const olderThanMs of [-1, 0]) {
       const h = setup();

@@ -140,6 +140,18 @@ describe("expiry markers (markerTtl)", () => {
   });
 });
 
+describe("expiry order", () => {
+  it("breaks ties of due time by revision, whichever limit made the record due", () => {
+    const h = new Harness();
+    h.bucket("b", { ttlMs: 2000, markerTtlMs: 1000 });
+    h.put("b", "a", "1"); // 1: due at T0+2000 by the bucket ttl
+    h.advance(1000);
+    h.ok({ type: "put", bucket: "b", key: "c", value: bytes("1"), ttlMs: 1000 }); // 2: due at T0+2000 by its own TTL
+    h.advance(1000);
+    expect(h.apply(expire).events.map((e) => brief(e.record))).toEqual(["3:PURGE:a=", "4:PURGE:c="]);
+  });
+});
+
 describe("per-key TTL", () => {
   function withMarkers(): Harness {
     const h = new Harness();
