@@ -250,11 +250,26 @@ export class CairnNode {
     return this.handle(b.forward, { hops: b.hops, deadline: Math.min(b.deadline, Date.now() + this.options.requestTimeoutMs) });
   }
 
+  /**
+   * Forwards a request to a peer. One attempt waits at most a few election timeouts (a stale
+   * leader behind a partition must not eat the whole deadline); a timed-out attempt is reported as
+   * retryable PROPOSAL_DROPPED-like UNAVAILABLE only when the caller's deadline still leaves time, and the
+   * retry carries the same request id, so a write that did land is answered from the dedupe window.
+   */
   private async forward(to: string, request: NodeRequest, hops: number, deadline: number): Promise<unknown> {
     const remaining = deadline - Date.now();
     if (remaining <= 0) throw new CairnError("TIMEOUT");
-    const body: ForwardBody = { forward: request, hops: hops + 1, deadline };
-    return this.options.transport.request(to, body, remaining);
+    const electionMs = this.options.timing.tickMs * this.options.timing.electionTicks;
+    const attemptMs = Math.min(remaining, Math.max(1000, 4 * electionMs));
+    const body: ForwardBody = { forward: request, hops: hops + 1, deadline: Math.min(deadline, Date.now() + attemptMs) };
+    try {
+      return await this.options.transport.request(to, body, attemptMs);
+    } catch (error) {
+      if (error instanceof CairnError && error.code === "TIMEOUT" && Date.now() < deadline - 10) {
+        throw new CairnError("UNAVAILABLE", `no answer from ${to} within ${attemptMs} ms; retrying`, {}, { cause: error });
+      }
+      throw error;
+    }
   }
 
   /**
