@@ -72,6 +72,11 @@ export class MemoryStorage implements RaftLogReader {
     this.hardState = hardState;
   }
 
+  /** Records the membership in effect after applying a conf entry (what initialState() returns on restart). */
+  setConfState(confState: ConfState): void {
+    this.confState = copyConfState(confState);
+  }
+
   firstIndex(): number {
     return this.prevIndex + 1;
   }

@@ -57,6 +57,8 @@ export interface TestNode {
   applied: Entry[];
   /** Index of the last snapshot restored into `applied`, 0 if none. */
   restoredFrom: number;
+  /** The application data of that snapshot (the applied values it covers, JSON). */
+  restoredData: string[];
   readStates: ReadState[];
   /** Every Ready this node produced, for contract checks. */
   readies: Ready[];
@@ -93,6 +95,7 @@ export class RaftNetwork {
       config,
       applied: [],
       restoredFrom: 0,
+      restoredData: [],
       readStates: [],
       readies: [],
       manualConf: false,
@@ -109,8 +112,7 @@ export class RaftNetwork {
   /** Restarts a node from what its storage holds (everything acknowledged by advance()). */
   restart(id: NodeId): TestNode {
     const node = this.node(id);
-    const applied = node.applied.length > 0 ? node.applied[node.applied.length - 1]!.index : node.restoredFrom;
-    const config = { ...node.config, applied };
+    const config = { ...node.config, applied: this.appliedIndex(id) };
     node.core = new RaftCore(config, node.storage);
     node.config = config;
     this.queue = this.queue.filter((m) => m.to !== id && m.from !== id);
@@ -142,10 +144,12 @@ export class RaftNetwork {
       if (rd.snapshot !== null) {
         node.applied = [];
         node.restoredFrom = rd.snapshot.metadata.index;
+        const data = rd.snapshot.data;
+        node.restoredData = data.length === 0 ? [] : (JSON.parse(text(data)) as string[]);
       }
       for (const entry of rd.committedEntries) {
         node.applied.push(entry);
-        if (entry.type === "conf" && !node.manualConf) node.core.applyConfChange(decodeConfChange(entry.data));
+        if (entry.type === "conf" && !node.manualConf) node.storage.setConfState(node.core.applyConfChange(decodeConfChange(entry.data)));
       }
       node.readStates.push(...rd.readStates);
       node.core.advance(rd);
@@ -253,9 +257,24 @@ export class RaftNetwork {
     return best;
   }
 
-  /** Data of the applied normal, non-empty entries of a node, as strings. */
+  /** The node's state machine: values of the applied normal, non-empty entries (after any snapshot). */
   appliedData(id: NodeId): string[] {
-    return this.node(id).applied.filter((e) => e.type === "normal" && e.data.length > 0).map((e) => text(e.data));
+    const node = this.node(id);
+    return [...node.restoredData, ...node.applied.filter((e) => e.type === "normal" && e.data.length > 0).map((e) => text(e.data))];
+  }
+
+  /** Index of the last entry a node applied (or of the snapshot it restored). */
+  appliedIndex(id: NodeId): number {
+    const node = this.node(id);
+    return node.applied.length > 0 ? node.applied[node.applied.length - 1]!.index : node.restoredFrom;
+  }
+
+  /** The application takes a snapshot at its applied index and compacts the log up to `compactTo`. */
+  compact(id: NodeId, compactTo = this.appliedIndex(id)): void {
+    const node = this.node(id);
+    const index = this.appliedIndex(id);
+    node.storage.createSnapshot(index, node.core.status().confState, bytes(JSON.stringify(this.appliedData(id))));
+    node.storage.compact(Math.min(compactTo, index));
   }
 }
 
