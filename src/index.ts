@@ -5,5 +5,5 @@
 export { connect, Connection, Kvm } from "./client/index.ts";
 export type * from "./client/types.ts";
 export { CairnError, ErrorCodes, type ErrorCode, type ErrorData } from "./shared/errors.ts";
-// TODO(node): enable once src/node/embed.ts exports startNode and startCluster.
-// export { startNode, startCluster } from "./node/embed.ts";
+export { startNode, startCluster } from "./node/embed.ts";
+export type { StartNodeOptions, RunningNode, StartClusterOptions, InProcessCluster } from "./node/embed.ts";
