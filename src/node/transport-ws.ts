@@ -17,6 +17,8 @@
  * message must come from the authenticated peer and be addressed to this node. Any defect closes the
  * connection with an error log (the dialer reconnects with backoff); nothing escapes as an exception.
  */
+import { createServer } from "node:http";
+import type { Server as HttpServer } from "node:http";
 import { WebSocket, WebSocketServer } from "ws";
 import type { Message } from "../raft/types.ts";
 import { CairnError } from "../shared/errors.ts";
@@ -28,6 +30,8 @@ import { PeerListeners, PeerRpc } from "./transport-rpc.ts";
 import { resolvePeerLimits } from "./transport.ts";
 import type { PeerLogger, PeerPayload, PeerStats, PeerTransport, PeerTransportOptions, ResolvedPeerLimits } from "./transport.ts";
 
+/** Time close() waits for sockets to finish their closing handshake before terminating them. */
+const CLOSE_WAIT_MS = 2000;
 /** Frames written to one peer in one flush before yielding to the event loop. */
 const FLUSH_FRAMES_MAX = 64;
 /** Bytes a chunk payload adds around its data ([4, bin32 header]). */
@@ -114,6 +118,7 @@ export class WsPeerTransport implements PeerTransport {
   private readonly pending = new Set<PeerConnection>();
   private readonly context: ConnectionContext;
   private server: WebSocketServer | null = null;
+  private http: HttpServer | null = null;
   private flushScheduled: NodeJS.Immediate | null = null;
   private state: "new" | "starting" | "started" | "closed" = "new";
 
@@ -154,31 +159,55 @@ export class WsPeerTransport implements PeerTransport {
   async start(): Promise<{ port: number }> {
     if (this.state !== "new") throw new TypeError("transport already started");
     this.state = "starting";
+    // Our own HTTP server (not ws's) so that slow or idle pre-upgrade connections are bounded in time and
+    // number, and close() can cut every connection.
+    const http = createServer((_request, response) => {
+      response.writeHead(426, { connection: "close" }).end("peer transport: WebSocket upgrade required\n");
+    });
+    http.headersTimeout = this.limits.handshakeTimeoutMs;
+    http.requestTimeout = this.limits.handshakeTimeoutMs;
+    http.maxHeadersCount = 64;
+    this.http = http;
+    this.updateConnectionsMax();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        http.once("error", reject);
+        http.listen(this.listen.port, this.listen.host, () => {
+          http.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      this.state = "closed";
+      this.http = null;
+      http.close();
+      throw new CairnError("UNAVAILABLE", `peer transport cannot listen on ${this.listen.host}:${this.listen.port}`, {}, { cause: error });
+    }
+    http.on("error", (error) => this.logger("error", "peer listener error", { error: error.message }));
+    http.on("clientError", (error, socket) => {
+      this.logger("debug", "peer listener: malformed HTTP from a client", { error: error.message });
+      socket.destroy();
+    });
     const server = new WebSocketServer({
-      host: this.listen.host,
-      port: this.listen.port,
+      server: http,
       maxPayload: this.limits.frameBytesMax,
       perMessageDeflate: false,
       clientTracking: false,
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("listening", () => resolve());
-      server.once("error", reject);
-    }).catch((error: unknown) => {
-      this.state = "closed";
-      this.server = null;
-      server.close();
-      throw new CairnError("UNAVAILABLE", `peer transport cannot listen on ${this.listen.host}:${this.listen.port}`, {}, { cause: error });
-    });
     server.on("error", (error) => this.logger("error", "peer listener error", { error: error.message }));
     server.on("connection", (ws) => this.onInbound(ws));
-    const address = server.address();
+    const address = http.address();
     const port = typeof address === "object" && address !== null ? address.port : this.listen.port;
     this.state = "started";
     for (const link of this.links.values()) if (link.dialer) this.dial(link);
     this.logger("info", "peer transport listening", { node: this.nodeId, host: this.listen.host, port });
     return { port };
+  }
+
+  /** TCP connections the listener holds at once: every peer (twice, while one replaces another) plus pending ones. */
+  private updateConnectionsMax(): void {
+    if (this.http !== null) this.http.maxConnections = this.limits.connectionsPendingMax + 2 * this.links.size;
   }
 
   send(to: string, payload: PeerPayload): void {
@@ -228,6 +257,7 @@ export class WsPeerTransport implements PeerTransport {
         }
       }
     }
+    this.updateConnectionsMax();
   }
 
   stats(): { peers: Record<string, PeerStats & { socketBufferedBytes: number; snapshotsQueued: number }> } {
@@ -265,10 +295,20 @@ export class WsPeerTransport implements PeerTransport {
     const closed = sockets.map((ws) =>
       ws.readyState === WebSocket.CLOSED ? Promise.resolve() : new Promise<void>((resolve) => ws.once("close", () => resolve())),
     );
-    const server = this.server;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)));
+    await Promise.race([Promise.all(closed), deadline]);
+    clearTimeout(timer);
+    for (const ws of sockets) if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
+    this.server?.close();
     this.server = null;
-    if (server !== null) closed.push(new Promise<void>((resolve) => server.close(() => resolve())));
-    await Promise.all(closed);
+    const http = this.http;
+    this.http = null;
+    if (http !== null) {
+      const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections(); // upgrade requests still in progress, raw garbage connections
+      await stopped;
+    }
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -431,7 +471,7 @@ export class WsPeerTransport implements PeerTransport {
       this.dropped(link, to, payload, "peer unknown or transport not running");
       return false;
     }
-    if (link.connection === null) {
+    if (link.connection === null || link.connection.state !== "open") {
       this.dropped(link, to, payload, "peer down");
       return false;
     }
@@ -525,7 +565,8 @@ export class WsPeerTransport implements PeerTransport {
   private flush(): void {
     this.flushScheduled = null;
     for (const link of this.links.values()) {
-      if (link.connection !== null && (link.queue.length > 0 || link.snapshots.length > 0)) this.writeFrames(link, link.connection);
+      const connection = link.connection;
+      if (connection !== null && connection.state === "open" && (link.queue.length > 0 || link.snapshots.length > 0)) this.writeFrames(link, connection);
     }
   }
 

@@ -455,6 +455,7 @@ describe("WsPeerTransport: refusal of unknown, unauthenticated and malformed pee
 
   it("bounds connections that have not authenticated yet", async () => {
     const b = await node("n2", { limits: { connectionsPendingMax: 2 } });
+    b.transport.setPeers({ n1: "ws://127.0.0.1:1", n3: "ws://127.0.0.1:1" });
     const first = await rawSocket(b.port);
     const second = await rawSocket(b.port);
     const third = await rawSocket(b.port);
@@ -462,6 +463,19 @@ describe("WsPeerTransport: refusal of unknown, unauthenticated and malformed pee
     expect(first.readyState).toBe(WebSocket.OPEN);
     expect(second.readyState).toBe(WebSocket.OPEN);
     expect(b.log.lines.some((l) => /too many unauthenticated/.test(l.msg))).toBe(true);
+  });
+
+  it("bounds TCP connections on the peer port before any upgrade", async () => {
+    const b = await node("n2", { limits: { connectionsPendingMax: 2 } }); // no peers: 2 connections in all
+    await rawSocket(b.port);
+    await rawSocket(b.port);
+    const third = new WebSocket(`ws://127.0.0.1:${b.port}`, { perMessageDeflate: false });
+    cleanups.push(() => third.terminate());
+    const outcome = await new Promise<string>((resolve) => {
+      third.once("open", () => resolve("open"));
+      third.once("error", (error) => resolve(error.message));
+    });
+    expect(outcome).toBe("socket hang up");
   });
 
   it("refuses invalid options with TypeError", () => {
