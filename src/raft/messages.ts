@@ -59,6 +59,12 @@ export function malformedReason(m: unknown): string | null {
   if (!isIndex(msg["commit"]) || !isIndex(msg["rejectHint"])) return "bad commit/rejectHint";
   if (typeof msg["reject"] !== "boolean") return "bad reject";
   if (msg["context"] !== undefined && !(msg["context"] instanceof Uint8Array)) return "bad context";
+  const type = msg["type"];
+  if (type === "app" || type === "vote" || type === "preVote") {
+    // Terms start at 1: index 0 has term 0 and only index 0 does; nothing is above the sender's term.
+    if ((msg["index"] === 0) !== (msg["logTerm"] === 0)) return "logTerm does not fit index";
+    if ((msg["logTerm"] as number) > (msg["term"] as number)) return "logTerm above term";
+  }
   const entries = msg["entries"];
   if (!Array.isArray(entries)) return "bad entries";
   if (entries.length > 0) {
@@ -79,6 +85,8 @@ export function malformedReason(m: unknown): string | null {
   if (msg["snapshot"] !== undefined) {
     const reason = malformedSnapshotReason(msg["snapshot"]);
     if (reason !== null) return reason;
+    const meta = (msg["snapshot"] as Snapshot).metadata;
+    if (meta.term > (msg["term"] as number) || (meta.index === 0) !== (meta.term === 0)) return "snapshot term does not fit";
   }
   if (msg["type"] === "snap" && msg["snapshot"] === undefined) return "snap without snapshot";
   return null;

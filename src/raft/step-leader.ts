@@ -33,6 +33,10 @@ export function stepLeader(r: Raft, m: Message): void {
 }
 
 function handleAppendResponse(r: Raft, pr: Progress, m: Message): void {
+  if (m.index > r.log.lastIndex()) {
+    r.logLine(`ignored appResp from ${m.from} for index ${m.index} beyond our last index`);
+    return;
+  }
   pr.recentActive = true;
   if (m.reject) {
     if (m.index === 0 && pr.state === "probe" && pr.next === 1) {

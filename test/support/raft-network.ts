@@ -179,6 +179,18 @@ export class RaftNetwork {
     }
   }
 
+  /** Delivers at most `steps` queued messages (and what they cause); never throws on a busy network. */
+  pump(steps: number): void {
+    this.processAll();
+    for (let i = 0; i < steps && this.queue.length > 0; i++) {
+      const m = this.queue.shift()!;
+      if (this.blocked(m)) continue;
+      this.delivered.push(m);
+      this.node(m.to).core.step(m);
+      this.process(m.to);
+    }
+  }
+
   /** Takes (and removes) queued messages matching `filter` without delivering them. */
   take(filter: (m: Message) => boolean): Message[] {
     this.processAll();
