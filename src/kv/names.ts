@@ -6,17 +6,14 @@
  * no leading or trailing `.`. Keys are ASCII, so a key's length in characters is its length in bytes.
  * Filters add `*` (exactly one token) and `>` (one or more trailing tokens, last token only).
  *
- * matchFilter is allocation-free (src/shared's filterMatches splits both strings per call): a filtered
- * log walk matches up to a million keys.
+ * matchFilter (allocation-free, so a filtered log walk can match a million keys) is src/shared's one
+ * copy, re-exported here.
  */
 import { CairnError } from "../shared/errors.ts";
-import { isValidBucketName, isValidFilter, isValidKey } from "../shared/names.ts";
+import { isValidBucketName, isValidFilter, isValidKey, matchFilter } from "../shared/names.ts";
 import { DEFAULT_KV_LIMITS, type KvLimits } from "./types.ts";
 
-export { BUCKET_NAME_LENGTH_MAX, isValidBucketName, isValidFilter, isValidKey } from "../shared/names.ts";
-
-const CHAR_STAR = 42; // *
-const CHAR_GT = 62; // >
+export { BUCKET_NAME_LENGTH_MAX, isValidBucketName, isValidFilter, isValidKey, matchFilter } from "../shared/names.ts";
 
 /** Throws CairnError INVALID_BUCKET_NAME (`invalid bucket name`). Returns the name. */
 export function validateBucketName(name: unknown): string {
@@ -34,41 +31,6 @@ export function validateKey(key: unknown, limits: KvLimits = DEFAULT_KV_LIMITS):
 export function validateFilter(filter: unknown, limits: KvLimits = DEFAULT_KV_LIMITS): string {
   if (!isValidFilter(filter, limits.keyBytesMax)) throw new CairnError("INVALID_KEY", "invalid key");
   return filter;
-}
-
-/**
- * Does `key` match `filter`? Both must be valid. `a.*` matches `a.b` only; `a.>` matches `a.b` and
- * `a.b.c`, not `a`; `>` matches every key. Allocation-free: it walks both strings token by token.
- */
-export function matchFilter(filter: string, key: string): boolean {
-  const filterLength = filter.length;
-  const keyLength = key.length;
-  let f = 0; // start of the current filter token; > filterLength once the filter is consumed
-  let k = 0; // start of the current key token; > keyLength once the key is consumed
-  for (;;) {
-    if (f > filterLength) return k > keyLength;
-    if (k > keyLength) return false;
-    let fEnd = filter.indexOf(".", f);
-    if (fEnd === -1) fEnd = filterLength;
-    let kEnd = key.indexOf(".", k);
-    if (kEnd === -1) kEnd = keyLength;
-    const tokenLength = fEnd - f;
-    if (tokenLength === 1) {
-      const c = filter.charCodeAt(f);
-      if (c === CHAR_GT) return true; // the key still has at least this token
-      if (c === CHAR_STAR) {
-        f = fEnd + 1;
-        k = kEnd + 1;
-        continue;
-      }
-    }
-    if (tokenLength !== kEnd - k) return false;
-    for (let i = 0; i < tokenLength; i++) {
-      if (filter.charCodeAt(f + i) !== key.charCodeAt(k + i)) return false;
-    }
-    f = fEnd + 1;
-    k = kEnd + 1;
-  }
 }
 
 /** A validated filter, prepared for index lookups. */
