@@ -1,0 +1,383 @@
+/**
+ * The search behind linearizability.ts: Wing & Gong's algorithm with Lowe's memoisation (Lowe,
+ * "Testing for Linearizability", 2017), for one key, with operations of unknown outcome.
+ *
+ * Definite operations (completed ok, or failed with a CAS conflict) live in a doubly linked list of
+ * call and return events ordered by time (ties: calls first, so touching operations are concurrent).
+ * At each step the search may linearize any operation whose call precedes the first remaining return.
+ * It applies the model; if the result is legal and the pair (set of linearized operations, model
+ * state) is new, it unlinks the operation's events and goes on; otherwise it tries the next
+ * candidate. When it reaches a return event, no candidate worked: it backtracks. The history is
+ * linearizable once every definite operation is linearized.
+ *
+ * Unknown operations have no return event (their return is at +infinity) and are optional. They sit
+ * in their own list and are tried after the definite candidates of a step, so "it did not happen
+ * (yet)" is explored first. observers.ts says when one is worth placing: only right before an
+ * operation that observes it, so after placing one the search insists on an observer next.
+ *
+ * Cache key for the set of linearized operations: P = the first definite op (in invocation order)
+ * not yet linearized, the definite ops above P that are (few: they overlap P), and the unknown ops
+ * that are.
+ */
+import type { Op, OpClass } from "./history.ts";
+import { stateKey, stepKey, type KeyState, type RevisionSet } from "./model.ts";
+import { VALUE_OBSERVATION, type ObserverIndex } from "./observers.ts";
+
+export interface SearchFailure {
+  /** The longest prefix linearized (most definite ops) before every continuation failed. */
+  linearizedPrefix: Op[];
+  stateAfterPrefix: KeyState;
+  /** Definite ops that could come next after that prefix; none is legal there. */
+  unlinearizable: Op[];
+  /** The earliest-returning pending op: everything linearized next must be invoked before it returns. */
+  blockedBy: Op;
+  /** Unknown ops that could also have come next (none of them helps). */
+  pendingUnknown: Op[];
+}
+
+export type SearchOutcome =
+  | { verdict: "ok"; exploredStates: number; linearization: Op[] }
+  | { verdict: "fail"; exploredStates: number; failure: SearchFailure }
+  | { verdict: "unknown"; exploredStates: number };
+
+/** One step of the search, once its definite candidates are exhausted. */
+interface Level {
+  /** Time of the first remaining return event: unknown ops invoked later cannot come next. */
+  readonly boundMs: number;
+  /** Definite ops invoked before that return. */
+  readonly candidates: readonly number[];
+  /** The definite op of that return. */
+  readonly blocking: number;
+}
+
+interface Frame {
+  /** Definite op index, or unknown op index when `unknown`. */
+  readonly index: number;
+  readonly unknown: boolean;
+  readonly previous: KeyState;
+  /** Unknown frames: the level they were placed at (to resume its scan). */
+  readonly level: Level | null;
+  /** The frame below (so a snapshot of the stack is one reference). */
+  readonly parent: Frame | null;
+}
+
+/** The deepest dead end so far, kept cheaply; turned into a SearchFailure only at the end. */
+interface DeadEnd {
+  readonly top: Frame | null;
+  readonly state: KeyState;
+  readonly level: Level;
+}
+
+const CALL = 0;
+const RETURN = 1;
+const HEAD = 0;
+
+export class KeySearch {
+  // Definite ops' event list: node HEAD is the sentinel; op i has call 2i+1 and return 2i+2.
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly nodeTime: Float64Array;
+  // Unknown ops' list (ordered by invocation); node `unknown.length` is the sentinel.
+  private readonly uNext: Int32Array;
+  private readonly uPrev: Int32Array;
+  private readonly uHead: number;
+
+  // The linearized set. Invariant: every definite op below `prefix` is linearized, `prefix` is not.
+  private readonly definiteDone: Uint8Array;
+  private prefix = 0;
+  private aboveCount = 0;
+  private readonly unknownDone: Uint8Array;
+  private readonly unknownDoneSorted: number[] = [];
+  private definiteCount = 0;
+  // Definite writes with a reported revision, by revision; writeCursor = first not yet linearized.
+  private readonly writeOrder: number[];
+  private readonly writePosition: Int32Array;
+  private writeCursor = 0;
+
+  private readonly cache = new Set<string>();
+  private readonly valueIds = new Map<string, number>();
+  private readonly stack: Frame[] = [];
+  private state: KeyState;
+  private bestDepth = -1;
+  private best: DeadEnd | null = null;
+
+  constructor(
+    private readonly definite: readonly Op[],
+    private readonly definiteClass: readonly OpClass[],
+    private readonly unknown: readonly Op[],
+    private readonly observers: ObserverIndex,
+    private readonly taken: RevisionSet,
+    initial: KeyState,
+    private readonly maxStates: number,
+  ) {
+    const nd = definite.length;
+    const nu = unknown.length;
+    this.state = initial;
+    const nodes = 2 * nd + 1;
+    this.next = new Int32Array(nodes).fill(-1);
+    this.prev = new Int32Array(nodes).fill(-1);
+    this.nodeTime = new Float64Array(nodes);
+    const events: number[] = [];
+    for (let i = 0; i < nd; i++) {
+      this.nodeTime[2 * i + 1] = definite[i]!.invokeMs;
+      this.nodeTime[2 * i + 2] = definite[i]!.completeMs!;
+      events.push(2 * i + 1, 2 * i + 2);
+    }
+    const kind = (node: number): number => (node % 2 === 1 ? CALL : RETURN);
+    events.sort((a, b) => this.nodeTime[a]! - this.nodeTime[b]! || kind(a) - kind(b) || a - b);
+    let last = HEAD;
+    for (const node of events) {
+      this.next[last] = node;
+      this.prev[node] = last;
+      last = node;
+    }
+    this.uHead = nu;
+    this.uNext = new Int32Array(nu + 1).fill(-1);
+    this.uPrev = new Int32Array(nu + 1).fill(-1);
+    last = this.uHead;
+    for (let u = 0; u < nu; u++) {
+      this.uNext[last] = u;
+      this.uPrev[u] = last;
+      last = u;
+    }
+    this.definiteDone = new Uint8Array(nd);
+    this.unknownDone = new Uint8Array(nu);
+    this.writeOrder = [];
+    for (let i = 0; i < nd; i++) {
+      const op = definite[i]!;
+      if (definiteClass[i] === "effect" && op.type !== "get" && op.revision !== undefined) this.writeOrder.push(i);
+    }
+    this.writeOrder.sort((a, b) => definite[a]!.revision! - definite[b]!.revision!);
+    this.writePosition = new Int32Array(nd).fill(-1);
+    this.writeOrder.forEach((i, position) => (this.writePosition[i] = position));
+  }
+
+  run(): SearchOutcome {
+    const { next, nodeTime, uNext, stack } = this;
+    const nd = this.definite.length;
+    let phase: 0 | 1 = 0;
+    let cursor = next[HEAD]!;
+    let uCursor = -1;
+    let level: Level = { boundMs: 0, candidates: [], blocking: -1 };
+    for (;;) {
+      if (this.definiteCount === nd) {
+        const linearization = stack.map((f) => (f.unknown ? this.unknown[f.index]! : this.definite[f.index]!));
+        return { verdict: "ok", exploredStates: this.cache.size, linearization };
+      }
+      if (this.cache.size > this.maxStates) return { verdict: "unknown", exploredStates: this.cache.size };
+      const top = stack.length > 0 ? stack[stack.length - 1]! : null;
+      const afterUnknown = top !== null && top.unknown ? top.index : -1;
+      if (phase === 0) {
+        // Not at the end: an unlinearized definite op still has its return in the list.
+        if (cursor % 2 === 1) {
+          const i = (cursor - 1) >> 1;
+          const allowed = afterUnknown < 0 || this.observers.definite[afterUnknown]!.has(i);
+          if (allowed && this.tryDefinite(i)) cursor = next[HEAD]!;
+          else cursor = next[cursor]!;
+          continue;
+        }
+        level = { boundMs: nodeTime[cursor]!, candidates: this.candidatesBefore(cursor), blocking: (cursor - 2) >> 1 };
+        phase = 1;
+        uCursor = uNext[this.uHead]!;
+        continue;
+      }
+      if (uCursor >= 0 && this.unknown[uCursor]!.invokeMs <= level.boundMs) {
+        const allowed = afterUnknown < 0 || this.observers.unknown[afterUnknown]!.has(uCursor);
+        if (allowed && this.tryUnknown(uCursor, level)) {
+          phase = 0;
+          cursor = next[HEAD]!;
+        } else {
+          uCursor = uNext[uCursor]!;
+        }
+        continue;
+      }
+      // Dead end: backtrack.
+      if (afterUnknown < 0) this.recordDeadEnd(level);
+      const frame = stack.pop();
+      if (frame === undefined) return { verdict: "fail", exploredStates: this.cache.size, failure: this.failure() };
+      this.state = frame.previous;
+      if (frame.unknown) {
+        this.unmarkUnknown(frame.index);
+        phase = 1;
+        uCursor = uNext[frame.index]!;
+        level = frame.level!;
+      } else {
+        this.unmarkDefinite(frame.index);
+        phase = 0;
+        cursor = next[2 * frame.index + 1]!;
+      }
+    }
+  }
+
+  /** Definite ops whose call precedes return node `blocking` (the current step's candidates). */
+  private candidatesBefore(blocking: number): number[] {
+    const out: number[] = [];
+    for (let node = this.next[HEAD]!; node !== blocking; node = this.next[node]!) {
+      if (node % 2 === 1) out.push((node - 1) >> 1);
+    }
+    return out;
+  }
+
+  private tryDefinite(i: number): boolean {
+    const after = stepKey(this.state, this.definite[i]!, this.definiteClass[i]!, this.taken);
+    if (after === null) return false;
+    this.markDefinite(i);
+    if (!this.remember(after)) {
+      this.unmarkDefinite(i);
+      return false;
+    }
+    this.stack.push({ index: i, unknown: false, previous: this.state, level: null, parent: this.top() });
+    this.state = after;
+    return true;
+  }
+
+  private tryUnknown(u: number, level: Level): boolean {
+    if (!this.worthTrying(u, level)) return false;
+    const after = stepKey(this.state, this.unknown[u]!, "unknown", this.taken);
+    if (after === null) return false;
+    this.markUnknown(u);
+    if (!this.remember(after)) {
+      this.unmarkUnknown(u);
+      return false;
+    }
+    this.stack.push({ index: u, unknown: true, previous: this.state, level, parent: this.top() });
+    this.state = after;
+    return true;
+  }
+
+  /** Whether an observer of u could be linearized right after it (see observers.ts). */
+  private worthTrying(u: number, level: Level): boolean {
+    if (this.observers.lastObserverMs[u]! < level.boundMs) return false;
+    // u would get a revision above the current one (or its bound), and below every definite write
+    // still to come: revisions go up in linearization order.
+    const floor = this.state.lastRevision;
+    const ceiling =
+      this.writeCursor < this.writeOrder.length ? this.definite[this.writeOrder[this.writeCursor]!]!.revision! : Infinity;
+    // Some revision must be free for u in between: not reported by any ok write.
+    let free = floor + 1;
+    while (free < ceiling && this.taken.has(free)) free++;
+    if (free >= ceiling) return false;
+    const fits = (seen: number): boolean => seen === VALUE_OBSERVATION || (seen > floor && seen < ceiling);
+    const byDefinite = this.observers.definite[u]!;
+    for (const i of level.candidates) {
+      const seen = byDefinite.get(i);
+      if (seen !== undefined && this.definiteDone[i] === 0 && fits(seen)) return true;
+    }
+    for (const [v, seen] of this.observers.unknown[u]!) {
+      if (this.unknownDone[v] === 0 && this.unknown[v]!.invokeMs <= level.boundMs && fits(seen)) return true;
+    }
+    return false;
+  }
+
+  /** Adds (linearized set, state) to the cache; false if it was there. */
+  private remember(state: KeyState): boolean {
+    let key = `${String(this.prefix)}|`;
+    for (let j = this.prefix + 1, found = 0; found < this.aboveCount; j++) {
+      if (this.definiteDone[j] === 1) {
+        key += `${String(j)},`;
+        found++;
+      }
+    }
+    key += `|${this.unknownDoneSorted.join(",")}|${stateKey(state, (value) => this.valueId(value))}`;
+    if (this.cache.has(key)) return false;
+    this.cache.add(key);
+    return true;
+  }
+
+  private valueId(value: string): number {
+    let id = this.valueIds.get(value);
+    if (id === undefined) {
+      id = this.valueIds.size;
+      this.valueIds.set(value, id);
+    }
+    return id;
+  }
+
+  private markDefinite(i: number): void {
+    const { next, prev } = this;
+    for (const node of [2 * i + 1, 2 * i + 2]) {
+      next[prev[node]!] = next[node]!;
+      if (next[node]! >= 0) prev[next[node]!] = prev[node]!;
+    }
+    this.definiteDone[i] = 1;
+    this.definiteCount++;
+    if (i === this.prefix) {
+      this.prefix++;
+      while (this.prefix < this.definite.length && this.definiteDone[this.prefix] === 1) {
+        this.prefix++;
+        this.aboveCount--;
+      }
+    } else {
+      this.aboveCount++;
+    }
+    if (this.writePosition[i] === this.writeCursor) {
+      do this.writeCursor++;
+      while (this.writeCursor < this.writeOrder.length && this.definiteDone[this.writeOrder[this.writeCursor]!] === 1);
+    }
+  }
+
+  /** Undoes markDefinite(i); calls must be in reverse order of the marks (dancing links). */
+  private unmarkDefinite(i: number): void {
+    const { next, prev } = this;
+    for (const node of [2 * i + 2, 2 * i + 1]) {
+      next[prev[node]!] = node;
+      if (next[node]! >= 0) prev[next[node]!] = node;
+    }
+    this.definiteDone[i] = 0;
+    this.definiteCount--;
+    if (i < this.prefix) {
+      this.aboveCount += this.prefix - i - 1;
+      this.prefix = i;
+    } else {
+      this.aboveCount--;
+    }
+    const position = this.writePosition[i]!;
+    if (position >= 0 && position < this.writeCursor) this.writeCursor = position;
+  }
+
+  private markUnknown(u: number): void {
+    const { uNext, uPrev } = this;
+    uNext[uPrev[u]!] = uNext[u]!;
+    if (uNext[u]! >= 0) uPrev[uNext[u]!] = uPrev[u]!;
+    this.unknownDone[u] = 1;
+    const sorted = this.unknownDoneSorted;
+    let at = sorted.length;
+    while (at > 0 && sorted[at - 1]! > u) at--;
+    sorted.splice(at, 0, u);
+  }
+
+  private unmarkUnknown(u: number): void {
+    const { uNext, uPrev } = this;
+    uNext[uPrev[u]!] = u;
+    if (uNext[u]! >= 0) uPrev[uNext[u]!] = u;
+    this.unknownDone[u] = 0;
+    this.unknownDoneSorted.splice(this.unknownDoneSorted.lastIndexOf(u), 1);
+  }
+
+  private top(): Frame | null {
+    return this.stack.length > 0 ? this.stack[this.stack.length - 1]! : null;
+  }
+
+  private recordDeadEnd(level: Level): void {
+    if (this.definiteCount <= this.bestDepth) return;
+    this.bestDepth = this.definiteCount;
+    this.best = { top: this.top(), state: this.state, level };
+  }
+
+  private failure(): SearchFailure {
+    const best = this.best!;
+    const prefix: Op[] = [];
+    for (let frame = best.top; frame !== null; frame = frame.parent) {
+      prefix.push(frame.unknown ? this.unknown[frame.index]! : this.definite[frame.index]!);
+    }
+    prefix.reverse();
+    const placed = new Set(prefix);
+    return {
+      linearizedPrefix: prefix,
+      stateAfterPrefix: best.state,
+      unlinearizable: best.level.candidates.map((i) => this.definite[i]!),
+      blockedBy: this.definite[best.level.blocking]!,
+      pendingUnknown: this.unknown.filter((op) => !placed.has(op) && op.invokeMs <= best.level.boundMs),
+    };
+  }
+}
