@@ -196,7 +196,7 @@ describe("MemoryPeerTransport", () => {
     const data = new Uint8Array(100_000).map((_, i) => i & 0xff);
     c.node("n1").send("n2", { kind: "raft", group: "g", message: message({ type: "snap", snapshot: snapshot(data) }) });
     await waitFor(() => c.received.get("n2")!.length === 1);
-    expect(c.received.get("n2")![0]!.message.snapshot!.data).toEqual(data);
+    expect(Buffer.from(c.received.get("n2")![0]!.message.snapshot!.data).equals(Buffer.from(data))).toBe(true);
     expect(status).toEqual([["n2", "g", true]]);
     c.hub.partition("n1", "n2");
     c.node("n1").send("n2", { kind: "raft", group: "h", message: message({ type: "snap", snapshot: snapshot(data) }) });
