@@ -26,7 +26,7 @@ const IDS = ["n1", "n2", "n3"] as const;
 
 const memoryFactory: Factory = async () => {
   const hub = new MemoryPeerHub();
-  const nodes = Object.fromEntries(IDS.map((id) => [id, hub.transport(id)])) as Harness["nodes"];
+  const nodes: Harness["nodes"] = { n1: hub.transport("n1"), n2: hub.transport("n2"), n3: hub.transport("n3") };
   return {
     nodes,
     cut: () => hub.partition("n1", "n2"),
@@ -45,7 +45,7 @@ const wsFactory: Factory = async () => {
   );
   const urls: Record<string, string> = {};
   for (const [i, id] of IDS.entries()) urls[id] = `ws://127.0.0.1:${(await transports[i]!.start()).port}`;
-  const nodes = Object.fromEntries(IDS.map((id, i) => [id, transports[i]!])) as Record<"n1" | "n2" | "n3", WsPeerTransport>;
+  const nodes = { n1: transports[0]!, n2: transports[1]!, n3: transports[2]! };
   for (const id of IDS) nodes[id].setPeers(urls);
   const allUp = () => IDS.every((id) => Object.values(nodes[id].stats().peers).every((p) => p.connected));
   await waitFor(allUp, 5000, "full mesh");
