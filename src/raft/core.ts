@@ -17,13 +17,14 @@
 import { assert } from "../shared/assert.ts";
 import { reportSnapshot, reportUnreachable, bcastAppend } from "./step-leader.ts";
 import { Raft } from "./raft.ts";
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, RaftConfig, RaftLogReader, RaftStatus, Ready, Role } from "./types.ts";
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, RaftConfig, RaftLogReader, RaftStatus, ReadState, Ready, Role } from "./types.ts";
 
 /** Limit on payload bytes of committed entries handed out in one Ready (at least one entry). */
 export const COMMITTED_BYTES_PER_READY_MAX = 64 * 1024 * 1024;
 
 const NO_ENTRIES: readonly Entry[] = Object.freeze([]) as readonly Entry[];
 const NO_MESSAGES: readonly Message[] = Object.freeze([]) as readonly Message[];
+const NO_READ_STATES: readonly ReadState[] = Object.freeze([]) as readonly ReadState[];
 
 export const EMPTY_READY: Ready = Object.freeze({
   softState: null,
@@ -33,7 +34,7 @@ export const EMPTY_READY: Ready = Object.freeze({
   committedEntries: NO_ENTRIES,
   messages: NO_MESSAGES,
   messagesBeforePersist: NO_MESSAGES,
-  readStates: Object.freeze([]),
+  readStates: NO_READ_STATES,
   mustSync: false,
 });
 
@@ -54,6 +55,7 @@ export class RaftCore {
   /** Advances logical time by one tick (election and heartbeat timers). */
   tick(): void {
     this.r.tick();
+    this.r.assertInvariants();
   }
 
   /**
@@ -62,6 +64,7 @@ export class RaftCore {
    */
   step(message: Message): void {
     this.r.step(message);
+    this.r.assertInvariants();
   }
 
   /**
@@ -164,7 +167,7 @@ export class RaftCore {
       committedEntries,
       messages: r.msgs.length > 0 ? r.msgs : NO_MESSAGES,
       messagesBeforePersist: r.msgsBeforePersist.length > 0 ? r.msgsBeforePersist : NO_MESSAGES,
-      readStates: r.readStates.length > 0 ? r.readStates : [],
+      readStates: r.readStates.length > 0 ? r.readStates : NO_READ_STATES,
       mustSync: snapshot !== null || entries.length > 0 || (hardState !== null && (hardState.term !== prev.term || hardState.vote !== prev.vote)),
     };
 
@@ -209,6 +212,7 @@ export class RaftCore {
       assert(last.index <= log.applying, "advance: committed entries were not handed out by ready()");
       log.appliedTo(last.index);
     }
+    r.assertInvariants();
   }
 
   /** A snapshot of the core's state for metrics, tests and cluster status (read-only). */

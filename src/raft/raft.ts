@@ -32,8 +32,12 @@ import type {
 
 type CampaignKind = "preElection" | "election" | "transfer";
 
-/** Message types a leader may send before its own write is durable (thesis §10.2.1). */
-const LEADER_SENDS: ReadonlySet<MessageType> = new Set<MessageType>(["app", "heartbeat", "snap", "timeoutNow", "readIndexResp"]);
+/**
+ * Message types a leader may send before its own write is durable (thesis §10.2.1). "snap" is not
+ * among them although it could be: drivers report a snapshot's delivery (reportSnapshot) for the
+ * messages they send after persisting, and one place to look is simpler.
+ */
+const LEADER_SENDS: ReadonlySet<MessageType> = new Set<MessageType>(["app", "heartbeat", "timeoutNow", "readIndexResp"]);
 
 /** Requests only a leader sends: accepted from any sender (a joining node does not know the leader yet). */
 const FROM_LEADER: ReadonlySet<MessageType> = new Set<MessageType>(["app", "heartbeat", "snap", "timeoutNow", "readIndexResp"]);
@@ -612,6 +616,16 @@ export class Raft {
 
   quorumSize(): number {
     return majority(this.voters.length);
+  }
+
+  /** Cheap invariants checked after every input (assertions stay on in production). */
+  assertInvariants(): void {
+    const log = this.log;
+    assert(log.applied <= log.applying && log.applying <= log.committed, `raft ${this.id}: applied ${log.applied} applying ${log.applying} committed ${log.committed}`);
+    assert(log.committed <= log.lastIndex(), `raft ${this.id}: committed ${log.committed} beyond last index ${log.lastIndex()}`);
+    assert((this.role === "leader") === (this.lead === this.id), `raft ${this.id}: role ${this.role} with leader ${this.lead}`);
+    assert(this.role === "leader" || this.progress.size === 0, `raft ${this.id}: progress kept as ${this.role}`);
+    assert(this.vote === null || this.term > 0, `raft ${this.id}: vote at term 0`);
   }
 }
 

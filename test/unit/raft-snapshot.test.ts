@@ -17,6 +17,7 @@ function snap(index: number, term: number, voters = ["n1", "n2", "n3"]): Snapsho
 describe("raft snapshot: send and install", () => {
   it("a follower that needs compacted entries gets the snapshot, then the entries after it", () => {
     const net = RaftNetwork.create(["n1", "n2", "n3"]);
+    net.recordReadies = true;
     net.campaign("n1");
     net.isolate("n3");
     for (let i = 0; i < 10; i++) net.core("n1").propose(bytes(`v${i}`));
@@ -29,6 +30,9 @@ describe("raft snapshot: send and install", () => {
     net.stabilize();
     const snaps = net.delivered.filter((m) => m.type === "snap");
     expect(snaps.length).toBe(1);
+    // Snapshots go out with Ready.messages (where drivers look for them to call reportSnapshot).
+    expect(net.node("n1").readies.some((rd) => rd.messagesBeforePersist.some((m) => m.type === "snap"))).toBe(false);
+    expect(net.node("n1").readies.some((rd) => rd.messages.some((m) => m.type === "snap"))).toBe(true);
     expect(snaps[0]!.snapshot!.metadata).toEqual({ index: 11, term: 1, confState: { voters: ["n1", "n2", "n3"], learners: [] } });
     expect(net.node("n3").restoredFrom).toBe(11);
     net.tickAll();
