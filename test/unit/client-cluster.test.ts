@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startCluster, type InProcessCluster } from "../../src/node/embed.ts";
 import { connect, Kvm, type Connection } from "../../src/client/index.ts";
-import type { KvEntry } from "../../src/client/types.ts";
+import type { KvWatchEntry } from "../../src/client/types.ts";
 import { CairnError } from "../../src/shared/errors.ts";
 
 let cluster: InProcessCluster | null = null;
@@ -104,7 +104,7 @@ describe("client against real nodes", () => {
     const kv = await kvm.create("c", { history: 64 });
     for (let i = 1; i <= 5; i++) await kv.put("a", String(i));
     const watcher = await kv.watch({ include: "history" });
-    const seen: KvEntry[] = [];
+    const seen: KvWatchEntry[] = [];
     const consumed = (async () => {
       for await (const e of watcher) {
         seen.push(e);
