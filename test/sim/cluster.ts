@@ -25,6 +25,8 @@ export interface ClusterOptions {
   readonly scheduleDiskDone?: (node: SimNode, incarnation: number, latency: number) => void;
   /** Receives trace lines when set. */
   readonly trace?: (line: string) => void;
+  /** Also trace the cores' own debug lines (very verbose). */
+  readonly traceCores?: boolean;
 }
 
 interface PendingWrite {
@@ -64,6 +66,10 @@ export class Cluster implements NodeEnv {
     const where = () => `t=${this.now}`;
     this.checkers.where = where;
     this.history.where = where;
+  }
+
+  get coreLog(): ((node: SimNode, line: string) => void) | undefined {
+    return this.options.traceCores === true && this.options.trace !== undefined ? (node, line) => this.trace(`${node.id}| ${line}`) : undefined;
   }
 
   get diskObserver() {
@@ -159,6 +165,7 @@ export class Cluster implements NodeEnv {
         done: (result) => this.proposed(node, op, data, result, onDone),
       });
     if (!accepted) {
+      op.refusal = "node down";
       this.history.writeFailed(op, true, this.now);
       onDone?.(op);
     }
@@ -168,6 +175,8 @@ export class Cluster implements NodeEnv {
   private proposed(node: SimNode, op: WriteOp, data: Uint8Array, result: ProposeResult, onDone?: (op: WriteOp) => void): void {
     if (!result.ok) {
       this.count(`propose:${result.error.code}`);
+      const hint = result.error.data.leaderHint;
+      op.refusal = `${result.error.code}${hint === undefined ? "" : ` (leader ${hint ?? "unknown"})`}`;
       this.history.writeFailed(op, true, this.now);
       onDone?.(op);
       return;

@@ -31,6 +31,8 @@ export interface WriteOp {
   /** Max log position observed by a completed read when this write started. */
   readonly readBound: number;
   proposedAt: { index: number; term: number } | null;
+  /** Why the node refused the proposal (error code and leader hint), when it did. */
+  refusal: string | null;
   outcome: "pending" | "ok" | "failed" | "unknown";
   completedAt: number;
 }
@@ -110,6 +112,7 @@ export class History implements CommitListener {
       ackedBound: this.ackedMax,
       readBound: this.readPointMax,
       proposedAt: null,
+      refusal: null,
       outcome: "pending",
       completedAt: -1,
     };

@@ -60,6 +60,8 @@ export interface NodeEnv {
   onReadServed(node: SimNode, readState: ReadState): void;
   /** A fault counter or trace line. */
   note(node: SimNode, what: string): void;
+  /** When set, receives the core's debug log lines (config.logger). */
+  readonly coreLog?: ((node: SimNode, line: string) => void) | undefined;
 }
 
 /** Inbox bound: a paused or slow node drops what does not fit, as a socket buffer would. */
@@ -147,7 +149,9 @@ export class SimNode {
     this.hardState = image.hardState;
     this.incarnation++;
     const random = this.rng.fork(`core-${this.incarnation}`);
-    this.core = new RaftCore({ ...this.settings, id: this.id, random: () => random.float(), applied: this.machine.applied }, this.storage);
+    const coreLog = this.env.coreLog;
+    const config: RaftConfig = { ...this.settings, id: this.id, random: () => random.float(), applied: this.machine.applied };
+    this.core = new RaftCore(coreLog === undefined ? config : { ...config, logger: (line) => coreLog(this, line) }, this.storage);
     this.alive = true;
     this.paused = false;
     this.pending = null;
@@ -246,7 +250,12 @@ export class SimNode {
         }
         return;
       case "transfer":
-        core.transferLeader(input.to);
+        // The node may have lost leadership while the request waited in its inbox.
+        try {
+          core.transferLeader(input.to);
+        } catch (error) {
+          this.env.note(this, `transfer-refused:${asCairnError(error).code}`);
+        }
         return;
       case "campaign":
         core.campaign();

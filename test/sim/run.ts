@@ -6,6 +6,7 @@
  *   PROFILE  test (default: what npm test runs) | swarm (what the soak runs)
  *   STEPS    safety-phase steps (default 2000)
  *   TRACE    1: print every trace line; otherwise the last 60 lines are printed on failure
+ *   CORES    1: include the cores' own debug log lines in the trace
  *   SHRINK   1: on failure, let fast-check shrink the run and print the smallest failing params
  *   PARAMS   a JSON params object (as printed by SHRINK) to run instead of a seed
  */
@@ -17,6 +18,7 @@ const profile = (process.env.PROFILE ?? "test") as Profile;
 if (profile !== "test" && profile !== "swarm") throw new TypeError(`PROFILE must be test or swarm, got ${profile}`);
 const steps = process.env.STEPS === undefined ? DEFAULT_STEPS : Number(process.env.STEPS);
 const traceAll = process.env.TRACE === "1";
+const traceCores = process.env.CORES === "1";
 const tail: string[] = [];
 const trace = (line: string) => {
   if (traceAll) console.log(line);
@@ -38,7 +40,7 @@ function summary(result: SimResult): string {
 if (process.env.PARAMS !== undefined) {
   const params = JSON.parse(process.env.PARAMS) as SimParams;
   console.log(`params: ${describeParams(params)}`);
-  const result = runSim(params, { trace });
+  const result = runSim(params, { trace, traceCores });
   if (!traceAll && !result.ok) console.log(tail.join("\n"));
   console.log(result.ok ? "ok" : `FAILURE (${result.failure!.kind}): ${result.failure!.message}`);
   console.log(summary(result));
@@ -47,7 +49,7 @@ if (process.env.PARAMS !== undefined) {
   const seed = process.env.SEED === undefined ? Date.now() % 0x7fffffff : Number(process.env.SEED);
   if (!Number.isSafeInteger(seed)) throw new TypeError(`SEED must be an integer, got ${process.env.SEED}`);
   const started = performance.now();
-  const { params, result } = runSeed(seed, profile, steps, trace);
+  const { params, result } = runSeed(seed, profile, steps, { trace, traceCores });
   const ms = performance.now() - started;
   console.log(`seed ${seed} profile ${profile}: ${describeParams(params)}`);
   if (!result.ok) {

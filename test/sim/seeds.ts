@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { paramsForSeed, simParamsArbitrary, type ArbitraryOptions, type SimParams } from "./params.ts";
-import { runSim, type SimResult } from "./swarm.ts";
+import { runSim, type RunOptions, type SimResult } from "./swarm.ts";
 
 export type Profile = "test" | "swarm";
 
@@ -23,9 +23,9 @@ export function replayCommand(seed: number, profile: Profile, steps = DEFAULT_ST
   return `${env.join(" ")} npm run sim`;
 }
 
-export function runSeed(seed: number, profile: Profile, steps = DEFAULT_STEPS, trace?: (line: string) => void): { params: SimParams; result: SimResult } {
+export function runSeed(seed: number, profile: Profile, steps = DEFAULT_STEPS, options: RunOptions = {}): { params: SimParams; result: SimResult } {
   const params = paramsForSeed(seed, profileOptions(profile, steps));
-  return { params, result: runSim(params, trace === undefined ? {} : { trace }) };
+  return { params, result: runSim(params, options) };
 }
 
 /**

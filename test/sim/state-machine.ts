@@ -46,12 +46,9 @@ export function fnv1aBytes(bytes: Uint8Array, hash: number): number {
 }
 
 function mixNumber(hash: number, n: number): number {
-  let h = hash;
-  for (let shift = 0; shift < 48; shift += 8) {
-    h ^= Math.floor(n / 2 ** shift) & 0xff;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
+  // Two 32-bit words of n (entry indexes and terms stay far below 2^53).
+  const low = Math.imul(hash ^ (n >>> 0), 0x01000193) >>> 0;
+  return Math.imul(low ^ Math.floor(n / 0x100000000), 0x01000193) >>> 0;
 }
 
 /** Identity of an entry's content (term, type and data; the index is the position). */

@@ -42,6 +42,8 @@ export interface SimResult {
 export interface RunOptions {
   /** Receives every trace line (slow; for replays). */
   readonly trace?: (line: string) => void;
+  /** Include the cores' debug log lines in the trace. */
+  readonly traceCores?: boolean;
 }
 
 /** Raft ticks (of the slowest node) the liveness phase may take before it is declared a bug. */
@@ -50,12 +52,14 @@ export const LIVENESS_ELECTION_TIMEOUTS = 30;
 const EMPTY_CONF: ConfState = { voters: [], learners: [] };
 const MAX_NODES = 7;
 
-type EventBody =
-  | { readonly kind: "deliver"; readonly message: Message }
-  | { readonly kind: "disk"; readonly node: SimNode; readonly incarnation: number }
-  | { readonly kind: "input"; readonly node: SimNode; readonly incarnation: number; readonly input: NodeInput };
-
-type SimEvent = EventBody & Timed;
+/** One shape for every event (monomorphic and cheap to allocate); unused fields are null. */
+interface SimEvent extends Timed {
+  readonly kind: "deliver" | "disk" | "input";
+  readonly message: Message | null;
+  readonly node: SimNode | null;
+  readonly incarnation: number;
+  readonly input: NodeInput | null;
+}
 
 interface Cut {
   readonly until: number;
@@ -118,9 +122,9 @@ export class Swarm {
       settings,
       rng: root.fork("cluster"),
       diskLatency: (node) => this.diskLatency(node),
-      scheduleDiskDone: (node, incarnation, latency) =>
-        this.push(this.step + latency, { kind: "disk", node, incarnation }),
-      ...(options.trace !== undefined ? { trace: options.trace } : {}),
+      scheduleDiskDone: (node, _incarnation, latency) =>
+        this.push(this.step + latency, "disk", null, node, null),
+      ...(options.trace !== undefined ? { trace: options.trace, traceCores: options.traceCores === true } : {}),
     });
     this.cluster.transport = this.transport();
     this.faults = params.faults.filter((fault) => isEnabled(params, fault.kind)).sort((x, y) => x.at - y.at);
@@ -168,29 +172,35 @@ export class Swarm {
     this.cluster.checkers.afterStep();
   }
 
-  private push(time: number, body: EventBody): void {
-    this.queue.push({ ...body, time, tie: this.net.nextU32(), seq: this.seq++ });
+  private push(time: number, kind: SimEvent["kind"], message: Message | null, node: SimNode | null, input: NodeInput | null): void {
+    const incarnation = node === null ? 0 : node.incarnation;
+    this.queue.push({ time, tie: this.net.nextU32(), seq: this.seq++, kind, message, node, incarnation, input });
   }
 
   private handle(event: SimEvent): void {
     switch (event.kind) {
       case "deliver":
-        this.deliver(event.message);
+        this.deliver(event.message!);
         return;
       case "disk":
-        event.node.diskDone(event.incarnation);
+        event.node!.diskDone(event.incarnation);
         return;
       case "input":
-        if (event.node.incarnation === event.incarnation) event.node.input(event.input);
+        if (event.node!.incarnation === event.incarnation) event.node!.input(event.input!);
         return;
     }
   }
 
+  /**
+   * Each node ticks every tickSteps steps, or with clock skew at a rate off by up to ±10% (kept as a
+   * fraction so skew stays modest: Raft assumes comparable clocks, and a 3x faster node would be a
+   * different experiment).
+   */
   private scheduleTicks(node: SimNode): void {
-    let period = this.params.tickSteps;
-    if (this.params.clockSkew) period += this.faultRng.range(-1, 1);
-    this.tickPeriod.set(node, Math.max(1, period));
-    this.tickAt.set(node, this.step + 1 + this.faultRng.int(period));
+    const drift = this.params.clockSkew ? (this.faultRng.float() - 0.5) / 5 : 0;
+    const period = this.params.tickSteps * (1 + drift);
+    this.tickPeriod.set(node, period);
+    this.tickAt.set(node, this.step + 1 + this.faultRng.float() * period);
   }
 
   private tickNodes(now: number): void {
@@ -241,7 +251,7 @@ export class Swarm {
             cluster.count("delay:clog");
             latency += clog.extra;
           }
-          this.push(this.step + latency, { kind: "deliver", message });
+          this.push(this.step + latency, "deliver", message, null, null);
         }
       },
     };
@@ -275,7 +285,7 @@ export class Swarm {
   private report(node: SimNode, input: NodeInput): void {
     if (!node.alive) return;
     this.cluster.count(input.kind);
-    this.push(this.step + 1, { kind: "input", node, incarnation: node.incarnation, input });
+    this.push(this.step + 1, "input", null, node, input);
   }
 
   private rebuildBlocked(): void {
@@ -510,8 +520,8 @@ export class Swarm {
       }
     }
     this.cluster.trace("liveness phase: healed, all nodes up, calm network");
-    const slowestTick = this.params.tickSteps + (this.params.clockSkew ? 1 : 0);
-    const bound = LIVENESS_ELECTION_TIMEOUTS * this.params.electionTicks * slowestTick;
+    const slowestTick = this.params.tickSteps * 1.1;
+    const bound = Math.ceil(LIVENESS_ELECTION_TIMEOUTS * this.params.electionTicks * slowestTick);
     let probe: WriteOp | null = null;
     let probeSeq = 0;
     let probeIndex = 0;
@@ -526,14 +536,21 @@ export class Swarm {
         }
         continue;
       }
-      if (probe !== null && probe.outcome === "pending") continue;
+      if (probe !== null && probe.outcome === "pending") {
+        // Its slot may never be reached again (a deposed leader's log was cut back): retry elsewhere.
+        if (this.step - probe.invokedAt < 4 * this.params.electionTicks * slowestTick) continue;
+        this.cluster.abandonWrite(probe);
+      }
       if (probe !== null && probe.outcome === "ok") {
         probeIndex = probe.proposedAt!.index;
+        this.cluster.trace(`liveness probe ${probe.value} committed at ${probeIndex}`);
         continue;
       }
       const leader = this.leader();
       if (leader === null) continue;
       probe = this.cluster.put(leader.id, "live", `live.${++probeSeq}`, -1);
+      const proposed = probe;
+      this.cluster.trace(() => `liveness probe ${proposed.value} on ${leader.id}: ${proposed.outcome}${proposed.proposedAt === null ? "" : ` at ${proposed.proposedAt.index}/${proposed.proposedAt.term}`}`);
     }
     throw new LivenessFailure(
       `no leader committed a new write on every voter within ${bound} steps (${LIVENESS_ELECTION_TIMEOUTS} election timeouts) after faults stopped; ${this.describeNodes()}`,
