@@ -22,10 +22,12 @@ import type { Server as HttpServer } from "node:http";
 import { WebSocket, WebSocketServer } from "ws";
 import type { Message } from "../raft/types.ts";
 import { CairnError } from "../shared/errors.ts";
-import { FRAME_OVERHEAD_BYTES_MAX, decodeFrame, encodeFrame, encodePayload, protocolError } from "./peer-codec.ts";
+import { FRAME_OVERHEAD_BYTES_MAX, decodeFrame, encodePayload, protocolError } from "./peer-codec.ts";
 import type { WirePayload } from "./peer-codec.ts";
 import { CLOSE_CODES, PeerConnection } from "./transport-ws-connection.ts";
 import type { ConnectionContext } from "./transport-ws-connection.ts";
+import { PeerSendQueue, SnapshotReassembly } from "./transport-ws-queue.ts";
+import type { QueuedPayload } from "./transport-ws-queue.ts";
 import { PeerListeners, PeerRpc } from "./transport-rpc.ts";
 import { resolvePeerLimits } from "./transport.ts";
 import type { PeerLogger, PeerPayload, PeerStats, PeerTransport, PeerTransportOptions, ResolvedPeerLimits } from "./transport.ts";
@@ -34,36 +36,6 @@ import type { PeerLogger, PeerPayload, PeerStats, PeerTransport, PeerTransportOp
 const CLOSE_WAIT_MS = 2000;
 /** Frames written to one peer in one flush before yielding to the event loop. */
 const FLUSH_FRAMES_MAX = 64;
-/** Bytes a chunk payload adds around its data ([4, bin32 header]). */
-const CHUNK_OVERHEAD_BYTES = 16;
-/** Smallest chunk worth appending to a frame that already carries other payloads. */
-const CHUNK_BYTES_MIN = 1024;
-
-interface QueuedPayload {
-  readonly encoded: Uint8Array;
-  readonly kind: PeerPayload["kind"];
-  /** request: its id; raft "snap": its group (for onSnapshotStatus). */
-  readonly requestId?: number;
-  readonly snapGroup?: string;
-}
-
-/** A snapshot being streamed to a peer. `begun` once its header went out. Invariant: offset <= data.byteLength. */
-interface OutgoingSnapshot {
-  readonly group: string;
-  readonly header: Uint8Array;
-  readonly data: Uint8Array;
-  offset: number;
-  begun: boolean;
-}
-
-/** A snapshot being received from a peer. Invariant: received <= data.byteLength <= snapshotBytesMax. */
-interface IncomingSnapshot {
-  readonly group: string;
-  readonly message: Message;
-  readonly data: Uint8Array;
-  received: number;
-}
-
 interface PeerLink {
   readonly id: string;
   url: string;
@@ -75,11 +47,8 @@ interface PeerLink {
   dialing: PeerConnection | null;
   reconnectTimer: NodeJS.Timeout | null;
   reconnectAttempt: number;
-  queue: QueuedPayload[];
-  queuedBytes: number;
-  /** Snapshot messages waiting to stream, the first one possibly in progress. Length <= snapshotsQueuedMax. */
-  snapshots: OutgoingSnapshot[];
-  incoming: IncomingSnapshot | null;
+  readonly queue: PeerSendQueue;
+  readonly incoming: SnapshotReassembly;
   framesSent: number;
   framesReceived: number;
   dropped: number;
@@ -265,12 +234,12 @@ export class WsPeerTransport implements PeerTransport {
     for (const link of this.links.values()) {
       peers[link.id] = {
         connected: link.connection !== null,
-        queuedBytes: link.queuedBytes,
+        queuedBytes: link.queue.queuedBytes,
         framesSent: link.framesSent,
         framesReceived: link.framesReceived,
         dropped: link.dropped,
         socketBufferedBytes: link.connection?.ws.bufferedAmount ?? 0,
-        snapshotsQueued: link.snapshots.length,
+        snapshotsQueued: link.queue.snapshotsQueued(),
       };
     }
     return { peers };
@@ -323,10 +292,8 @@ export class WsPeerTransport implements PeerTransport {
       dialing: null,
       reconnectTimer: null,
       reconnectAttempt: 0,
-      queue: [],
-      queuedBytes: 0,
-      snapshots: [],
-      incoming: null,
+      queue: new PeerSendQueue(this.limits),
+      incoming: new SnapshotReassembly(this.limits.snapshotBytesMax),
       framesSent: 0,
       framesReceived: 0,
       dropped: 0,
@@ -432,7 +399,7 @@ export class WsPeerTransport implements PeerTransport {
   private linkDown(link: PeerLink, why: string): void {
     if (link.connection === null) return;
     link.connection = null;
-    link.incoming = null;
+    link.incoming.reset();
     this.dropQueued(link);
     this.rpc.peerDown(link.id);
     this.logger("info", "peer down", { peer: link.id, why });
@@ -452,7 +419,7 @@ export class WsPeerTransport implements PeerTransport {
     if (connection !== null) {
       if (this.state === "closed") {
         link.connection = null;
-        link.incoming = null;
+        link.incoming.reset();
         this.dropQueued(link);
       } else {
         this.linkDown(link, reason);
@@ -492,18 +459,16 @@ export class WsPeerTransport implements PeerTransport {
       this.dropped(link, to, payload, "too large");
       return false;
     }
-    if (link.queue.length >= this.limits.sendQueueFramesMax || link.queuedBytes + encoded.byteLength > this.limits.sendQueueBytesMax) {
+    const item: QueuedPayload =
+      payload.kind === "request"
+        ? { encoded, requestId: payload.requestId }
+        : payload.kind === "raft" && payload.message.type === "snap"
+          ? { encoded, snapGroup: payload.group }
+          : { encoded };
+    if (!link.queue.push(item)) {
       this.dropped(link, to, payload, "send queue full");
       return false;
     }
-    const item: QueuedPayload =
-      payload.kind === "request"
-        ? { encoded, kind: payload.kind, requestId: payload.requestId }
-        : payload.kind === "raft" && payload.message.type === "snap"
-          ? { encoded, kind: payload.kind, snapGroup: payload.group }
-          : { encoded, kind: payload.kind };
-    link.queue.push(item);
-    link.queuedBytes += encoded.byteLength;
     this.scheduleFlush();
     return true;
   }
@@ -517,7 +482,6 @@ export class WsPeerTransport implements PeerTransport {
       return false;
     };
     if (snapshot.data.byteLength > this.limits.snapshotBytesMax) return fail(`larger than snapshotBytesMax (${this.limits.snapshotBytesMax})`);
-    if (link.snapshots.length >= this.limits.snapshotsQueuedMax) return fail("too many snapshots queued");
     let header: Uint8Array;
     try {
       header = encodePayload({
@@ -530,7 +494,7 @@ export class WsPeerTransport implements PeerTransport {
       this.logger("error", "peer transport: refusing to send an invalid snapshot message", { to: link.id, error: String(error) });
       return fail("invalid message");
     }
-    link.snapshots.push({ group, header, data: snapshot.data, offset: 0, begun: false });
+    if (!link.queue.pushSnapshot(group, header, snapshot.data)) return fail("too many snapshots queued");
     this.scheduleFlush();
     return true;
   }
@@ -544,17 +508,15 @@ export class WsPeerTransport implements PeerTransport {
 
   /** Drops everything queued for a link (it went down), failing requests and snapshots. */
   private dropQueued(link: PeerLink): void {
-    const queue = link.queue;
-    link.queue = [];
-    link.queuedBytes = 0;
-    for (const item of queue) {
+    const { items, snapshotGroups } = link.queue.drain();
+    for (const item of items) {
       link.dropped++;
       if (item.requestId !== undefined) this.rpc.markDropped(item.requestId);
       if (item.snapGroup !== undefined) this.listeners.emitSnapshotStatus(link.id, item.snapGroup, false);
     }
-    for (const snapshot of link.snapshots.splice(0)) {
+    for (const group of snapshotGroups) {
       link.dropped++;
-      this.listeners.emitSnapshotStatus(link.id, snapshot.group, false);
+      this.listeners.emitSnapshotStatus(link.id, group, false);
     }
   }
 
@@ -566,75 +528,29 @@ export class WsPeerTransport implements PeerTransport {
     this.flushScheduled = null;
     for (const link of this.links.values()) {
       const connection = link.connection;
-      if (connection !== null && connection.state === "open" && (link.queue.length > 0 || link.snapshots.length > 0)) this.writeFrames(link, connection);
+      if (connection !== null && connection.state === "open" && link.queue.hasWork()) this.writeFrames(link, connection);
     }
   }
 
   /** Writes batched frames while the socket has room; a write callback resumes when it drains. */
   private writeFrames(link: PeerLink, connection: PeerConnection): void {
-    const room = this.limits.frameBytesMax - FRAME_OVERHEAD_BYTES_MAX;
     for (let frames = 0; frames < FLUSH_FRAMES_MAX; frames++) {
       if (connection.ws.bufferedAmount >= this.limits.socketBufferedBytesMax) return; // resumed by a write callback
-      const parts: Uint8Array[] = [];
-      let size = 0;
-      let taken = 0;
-      while (taken < link.queue.length) {
-        const next = link.queue[taken]!;
-        if (size + next.encoded.byteLength > room) break;
-        parts.push(next.encoded);
-        size += next.encoded.byteLength;
-        taken++;
-      }
-      const written = link.queue.splice(0, taken);
-      link.queuedBytes -= size;
-      const snapshotsDone: string[] = [];
-      size = this.appendSnapshotPieces(link, parts, size, room, snapshotsDone);
-      if (parts.length === 0) {
-        if (link.queue.length > 0 || link.snapshots.length > 0) this.scheduleFlush(); // defensive: cannot happen with valid limits
-        return;
-      }
-      const snapGroups = written.flatMap((item) => (item.snapGroup === undefined ? [] : [item.snapGroup])).concat(snapshotsDone);
-      for (const item of written) if (item.requestId !== undefined) this.rpc.markWritten(item.requestId);
+      const next = link.queue.nextFrame();
+      if (next === null) return;
+      for (const requestId of next.requestIds) this.rpc.markWritten(requestId);
       link.framesSent++;
       try {
-        connection.ws.send(encodeFrame(parts), { binary: true }, (error) => {
-          for (const group of snapGroups) this.listeners.emitSnapshotStatus(link.id, group, error == null);
-          if (error == null && link.connection === connection && (link.queue.length > 0 || link.snapshots.length > 0)) this.scheduleFlush();
+        connection.ws.send(next.frame, { binary: true }, (error) => {
+          for (const group of next.snapshotGroups) this.listeners.emitSnapshotStatus(link.id, group, error == null);
+          if (error == null && link.connection === connection && link.queue.hasWork()) this.scheduleFlush();
         });
       } catch (error) {
         connection.fail(CLOSE_CODES.protocolError, `write failed: ${String(error)}`, "warn");
         return;
       }
-      if (link.queue.length === 0 && link.snapshots.length === 0) return;
     }
     this.scheduleFlush(); // more to send: continue next turn rather than hog the loop
-  }
-
-  /** Appends the snapshot header and chunks that fit in this frame. Returns the frame's new size. */
-  private appendSnapshotPieces(link: PeerLink, parts: Uint8Array[], sizeIn: number, room: number, done: string[]): number {
-    let size = sizeIn;
-    for (;;) {
-      const current = link.snapshots[0];
-      if (current === undefined) return size;
-      if (!current.begun) {
-        if (size + current.header.byteLength > room) return size;
-        parts.push(current.header);
-        size += current.header.byteLength;
-        current.begun = true;
-        continue;
-      }
-      const remaining = current.data.byteLength - current.offset;
-      const chunkBytes = Math.min(remaining, this.limits.snapshotChunkBytes, room - size - CHUNK_OVERHEAD_BYTES);
-      if (chunkBytes <= 0 || (chunkBytes < remaining && chunkBytes < CHUNK_BYTES_MIN)) return size;
-      const encoded = encodePayload({ kind: "snapshotChunk", data: current.data.subarray(current.offset, current.offset + chunkBytes) });
-      parts.push(encoded);
-      size += encoded.byteLength;
-      current.offset += chunkBytes;
-      if (current.offset === current.data.byteLength) {
-        link.snapshots.shift();
-        done.push(current.group);
-      }
-    }
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -682,32 +598,16 @@ export class WsPeerTransport implements PeerTransport {
       case "response":
         this.rpc.handleResponse(link.id, payload.requestId, payload.body);
         return;
-      case "snapshotBegin": {
-        if (link.incoming !== null) throw protocolError("a snapshot began while another was still streaming");
-        if (payload.snapshotBytes > this.limits.snapshotBytesMax) {
-          throw protocolError(`snapshot of ${payload.snapshotBytes} bytes exceeds snapshotBytesMax ${this.limits.snapshotBytesMax}`);
-        }
-        link.incoming = { group: payload.group, message: payload.message, data: new Uint8Array(payload.snapshotBytes), received: 0 };
-        this.completeSnapshot(link);
+      case "snapshotBegin":
+        this.emitSnapshot(link, link.incoming.begin(payload.group, payload.message, payload.snapshotBytes));
         return;
-      }
-      case "snapshotChunk": {
-        const incoming = link.incoming;
-        if (incoming === null) throw protocolError("snapshot chunk without a snapshot being streamed");
-        if (incoming.received + payload.data.byteLength > incoming.data.byteLength) throw protocolError("snapshot chunk beyond the announced size");
-        incoming.data.set(payload.data, incoming.received);
-        incoming.received += payload.data.byteLength;
-        this.completeSnapshot(link);
+      case "snapshotChunk":
+        this.emitSnapshot(link, link.incoming.chunk(payload.data));
         return;
-      }
     }
   }
 
-  private completeSnapshot(link: PeerLink): void {
-    const incoming = link.incoming;
-    if (incoming === null || incoming.received < incoming.data.byteLength) return;
-    link.incoming = null;
-    const snapshot = incoming.message.snapshot!;
-    this.listeners.emitRaft(link.id, incoming.group, { ...incoming.message, snapshot: { metadata: snapshot.metadata, data: incoming.data } });
+  private emitSnapshot(link: PeerLink, complete: { group: string; message: Message } | null): void {
+    if (complete !== null) this.listeners.emitRaft(link.id, complete.group, complete.message);
   }
 }
