@@ -49,35 +49,27 @@ function oracle(ops: readonly Op[]): boolean {
   return search(INITIAL_KEY_STATE);
 }
 
-/** Small random damage: another value, another revision, another outcome, another time. */
+/** Small random damage: another value, revision, outcome or time for one operation. */
 function mutate(ops: Op[], seed: number): void {
   const rand = seededRandom(seed);
-  const op = ops[Math.floor(rand() * ops.length)];
-  if (op === undefined) return;
-  switch (Math.floor(rand() * 6)) {
-    case 0:
-      if (op.type === "get" && op.outcome === "ok") op.readValue = rand() < 0.3 ? null : `v${String(Math.floor(rand() * 3))}`;
-      break;
-    case 1:
-      if (op.revision !== undefined) op.revision = Math.max(1, op.revision + (rand() < 0.5 ? -1 : 1));
-      break;
-    case 2:
-      if (op.outcome === "ok" && op.type !== "get") {
+  const damage: (() => void)[] = [];
+  for (const op of ops) {
+    if (op.type === "get" && op.outcome === "ok") {
+      damage.push(() => (op.readValue = op.readValue === null ? "v0" : rand() < 0.5 ? null : `v${String(Math.floor(rand() * 3))}`));
+    }
+    if (op.revision !== undefined) damage.push(() => (op.revision = Math.max(1, op.revision! + (rand() < 0.5 ? -1 : 1))));
+    if (op.outcome === "ok" && op.type !== "get") {
+      damage.push(() => {
         op.outcome = "unknown";
         op.completeMs = null;
         delete op.revision;
-      }
-      break;
-    case 3:
-      if (op.completeMs !== null) op.invokeMs = Math.max(0, op.invokeMs - 5);
-      break;
-    case 4:
-      if (op.actualRevision !== undefined) op.actualRevision += 1;
-      break;
-    case 5:
-      if (op.expectedRevision !== undefined) op.expectedRevision = Math.max(0, op.expectedRevision - 1);
-      break;
+      });
+    }
+    if (op.completeMs !== null && op.invokeMs > 0) damage.push(() => (op.invokeMs = Math.max(0, op.invokeMs - 5)));
+    if (op.actualRevision !== undefined) damage.push(() => (op.actualRevision = op.actualRevision! + 1));
+    if (op.expectedRevision !== undefined) damage.push(() => (op.expectedRevision = Math.max(0, op.expectedRevision! - 1)));
   }
+  damage[Math.floor(rand() * damage.length)]?.();
 }
 
 describe("linearizability checker against a brute-force oracle", () => {
@@ -93,6 +85,7 @@ describe("linearizability checker against a brute-force oracle", () => {
         (seed, processes, count, unknownRate, damaged) => {
           const ops = simulateHistory({ seed, processes, ops: count, values: 2, unknownRate, foreignWriteRate: 0.3 });
           if (damaged) mutate(ops, seed ^ 0x5bd1e995);
+          if (damaged && count > 3) mutate(ops, seed ^ 0x1b873593);
           const expected = oracle(ops);
           if (!expected) failures++;
           expect(checkKey("k", ops).verdict).toBe(expected ? "ok" : "fail");
@@ -100,7 +93,7 @@ describe("linearizability checker against a brute-force oracle", () => {
       ),
       { numRuns: 1500 },
     );
-    // The generator must produce both kinds, or the comparison proves little.
-    expect(failures).toBeGreaterThan(50);
+    // The generator must produce both kinds, or the comparison proves little (about 15% fail).
+    expect(failures).toBeGreaterThan(75);
   });
 });
