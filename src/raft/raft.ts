@@ -8,11 +8,13 @@
  */
 import { assert } from "../shared/assert.ts";
 import { CairnError } from "../shared/errors.ts";
-import { applyChange, decodeConfChange, encodeConfChange } from "./conf-change.ts";
+import { applyChange, encodeConfChange } from "./conf-change.ts";
+import { validateConfig } from "./config.ts";
+import { handleVoteRequest, hup } from "./election.ts";
 import { RaftLog } from "./log.ts";
-import { EMPTY_ENTRIES, TRANSFER_CONTEXT, isTransferVote, malformedReason } from "./messages.ts";
+import { EMPTY_ENTRIES, isTransferVote, malformedReason } from "./messages.ts";
 import { Progress } from "./progress.ts";
-import { majority, quorumActive, quorumIndex, voteResult } from "./quorum.ts";
+import { quorumActive, quorumIndex } from "./quorum.ts";
 import { READ_INDEX_PENDING_MAX, ReadOnly } from "./read-only.ts";
 import { stepCandidate, stepFollower } from "./step-follower.ts";
 import { bcastHeartbeat, maybeSendAppend, handleReadIndexRequest, sendTimeoutNow, stepLeader } from "./step-leader.ts";
@@ -29,8 +31,6 @@ import type {
   ReadState,
   Role,
 } from "./types.ts";
-
-type CampaignKind = "preElection" | "election" | "transfer";
 
 /**
  * Message types a leader may send before its own write is durable (thesis §10.2.1). "snap" is not
@@ -213,7 +213,7 @@ export class Raft {
     this.lead = lead;
   }
 
-  private becomePreCandidate(): void {
+  becomePreCandidate(): void {
     assert(this.role !== "leader", "raft: leader cannot become pre-candidate");
     // Term and vote are unchanged: a pre-vote only asks whether an election could be won. The known
     // leader is forgotten, otherwise peers that still hear from it would refuse us forever
@@ -223,14 +223,14 @@ export class Raft {
     this.votes.clear();
   }
 
-  private becomeCandidate(): void {
+  becomeCandidate(): void {
     assert(this.role !== "leader", "raft: leader cannot become candidate");
     this.reset(this.term + 1);
     this.vote = this.id;
     this.role = "candidate";
   }
 
-  private becomeLeader(): void {
+  becomeLeader(): void {
     assert(this.role === "candidate", "raft: only a candidate becomes leader");
     this.reset(this.term);
     this.role = "leader";
@@ -298,95 +298,11 @@ export class Raft {
     }
   }
 
-  // ---- Elections -------------------------------------------------------------------------------
+  // ---- Elections (election.ts) ---------------------------------------------------------------
 
   /** Starts an election if allowed (pre-vote first unless this is a leadership transfer). */
   hup(transfer: boolean): void {
-    if (this.role === "leader") return;
-    if (!this.promotable()) {
-      this.logLine("not campaigning: not a voter");
-      return;
-    }
-    if (this.hasUnappliedConfChanges()) {
-      this.logLine("not campaigning: committed conf changes not yet applied");
-      return;
-    }
-    if (transfer) this.campaign("transfer");
-    else this.campaign(this.config.preVote ? "preElection" : "election");
-  }
-
-  private hasUnappliedConfChanges(): boolean {
-    const log = this.log;
-    const lo = Math.max(log.applied + 1, log.firstIndex());
-    const hi = Math.min(log.committed, log.lastIndex()) + 1;
-    if (lo >= hi) return false;
-    const entries = log.slice(lo, hi, Number.MAX_SAFE_INTEGER);
-    for (const entry of entries) if (entry.type === "conf") return true;
-    return false;
-  }
-
-  private campaign(kind: CampaignKind): void {
-    let voteType: MessageType;
-    let voteTerm: number;
-    if (kind === "preElection") {
-      this.becomePreCandidate();
-      voteType = "preVote";
-      voteTerm = this.term + 1; // the term we would campaign at; our own term is unchanged
-    } else {
-      this.becomeCandidate();
-      voteType = "vote";
-      voteTerm = this.term;
-    }
-    if (this.poll(this.id, true) === "won") {
-      // Single voter: the election is won at once.
-      if (kind === "preElection") this.campaign("election");
-      else this.becomeLeader();
-      return;
-    }
-    const lastIndex = this.log.lastIndex();
-    const lastTerm = this.log.lastTerm();
-    const context = kind === "transfer" ? TRANSFER_CONTEXT : undefined;
-    for (const id of this.voters) {
-      if (id === this.id) continue;
-      this.send(this.message(voteType, id, { term: voteTerm, index: lastIndex, logTerm: lastTerm, context }));
-    }
-    this.logLine(`campaigning (${kind}) at term ${voteTerm}`);
-  }
-
-  /** Records a vote and returns the election's state. Only the first response per voter counts. */
-  poll(from: NodeId, granted: boolean): "won" | "lost" | "pending" {
-    if (!this.votes.has(from)) this.votes.set(from, granted);
-    return voteResult(this.voters, this.votes);
-  }
-
-  /** A vote or pre-vote response for the current (pre-)candidacy. */
-  handleVoteResponse(m: Message): void {
-    const result = this.poll(m.from, !m.reject);
-    if (result === "won") {
-      if (this.role === "preCandidate") this.campaign("election");
-      else this.becomeLeader(); // its no-op goes out with the next ready() (needsBcast)
-    } else if (result === "lost") {
-      this.logLine(`lost the election (${m.type} rejected by a majority)`);
-      this.becomeFollower(this.term, null);
-    }
-  }
-
-  private handleVoteRequest(m: Message): void {
-    const pre = m.type === "preVote";
-    const responseType: MessageType = pre ? "preVoteResp" : "voteResp";
-    // We may grant when we already voted for this candidate, when we have neither voted nor know a
-    // leader in this term, or for a pre-vote of a future term (pre-votes change nothing).
-    const canVote = this.vote === m.from || (this.vote === null && this.lead === null) || (pre && m.term > this.term);
-    if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
-      // A grant carries the request's term so that a pre-candidate (at term - 1) accepts it.
-      this.send(this.message(responseType, m.from, { term: m.term }));
-      if (!pre) {
-        this.electionElapsed = 0;
-        this.vote = m.from;
-      }
-    } else {
-      this.send(this.message(responseType, m.from, { term: this.term, reject: true }));
-    }
+    hup(this, transfer);
   }
 
   // ---- Step ------------------------------------------------------------------------------------
@@ -438,7 +354,7 @@ export class Raft {
     }
 
     if (m.type === "vote" || m.type === "preVote") {
-      this.handleVoteRequest(m);
+      handleVoteRequest(this, m);
       return;
     }
     switch (this.role) {
@@ -594,11 +510,6 @@ export class Raft {
     return this.confState();
   }
 
-  /** Decodes and applies a committed "conf" entry (convenience for callers holding the entry). */
-  applyConfEntry(entry: Entry): ConfState {
-    return this.applyConfChange(decodeConfChange(entry.data));
-  }
-
   setConf(conf: ConfState): void {
     this.voters = [...conf.voters];
     this.learners = [...conf.learners];
@@ -614,10 +525,6 @@ export class Raft {
     }
   }
 
-  quorumSize(): number {
-    return majority(this.voters.length);
-  }
-
   /** Cheap invariants checked after every input (assertions stay on in production). */
   assertInvariants(): void {
     const log = this.log;
@@ -627,20 +534,4 @@ export class Raft {
     assert(this.role === "leader" || this.progress.size === 0, `raft ${this.id}: progress kept as ${this.role}`);
     assert(this.vote === null || this.term > 0, `raft ${this.id}: vote at term 0`);
   }
-}
-
-function validateConfig(config: RaftConfig): void {
-  const positiveInt = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v > 0;
-  const nonNegativeInt = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-  if (typeof config.id !== "string" || config.id.length === 0) throw new TypeError("raft config: id must be a non-empty string");
-  if (!positiveInt(config.heartbeatTicks)) throw new TypeError("raft config: heartbeatTicks must be a positive integer");
-  if (!positiveInt(config.electionTicks) || config.electionTicks <= config.heartbeatTicks) {
-    throw new TypeError("raft config: electionTicks must be an integer greater than heartbeatTicks");
-  }
-  if (typeof config.random !== "function") throw new TypeError("raft config: random must be a function");
-  if (!nonNegativeInt(config.applied)) throw new TypeError("raft config: applied must be a non-negative integer");
-  if (!positiveInt(config.messageBytesMax)) throw new TypeError("raft config: messageBytesMax must be a positive integer");
-  if (!positiveInt(config.inflightMessagesMax)) throw new TypeError("raft config: inflightMessagesMax must be a positive integer");
-  if (!nonNegativeInt(config.inflightBytesMax)) throw new TypeError("raft config: inflightBytesMax must be a non-negative integer");
-  if (!nonNegativeInt(config.uncommittedBytesMax)) throw new TypeError("raft config: uncommittedBytesMax must be a non-negative integer");
 }

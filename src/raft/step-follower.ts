@@ -2,6 +2,7 @@
  * Follower and (pre-)candidate message handling (etcd stepFollower / stepCandidate): appends with
  * conflict detection, heartbeats, snapshot install, transfer and read-index responses.
  */
+import { handleVoteResponse } from "./election.ts";
 import type { Raft } from "./raft.ts";
 import type { Message, Snapshot } from "./types.ts";
 
@@ -46,10 +47,10 @@ export function stepCandidate(r: Raft, m: Message): void {
       stepFollower(r, m);
       return;
     case "voteResp":
-      if (r.role === "candidate") r.handleVoteResponse(m);
+      if (r.role === "candidate") handleVoteResponse(r, m);
       return;
     case "preVoteResp":
-      if (r.role === "preCandidate") r.handleVoteResponse(m);
+      if (r.role === "preCandidate") handleVoteResponse(r, m);
       return;
     default:
       r.logLine(`${r.role} ignored ${m.type} from ${m.from}`);
