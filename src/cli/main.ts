@@ -7,7 +7,7 @@
  * cluster.config.ts), --json, --timeout, --token ($CAIRN_TOKEN). Failures print one line,
  * `error: <message>` (with --json: `{"error":{"code":...,"message":...}}`), and exit with status 1.
  */
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { connect, type Connection } from "../client/index.ts";
@@ -32,6 +32,7 @@ export function buildProgram(ctx: CliContext, globals: () => GlobalOptions): Com
     .option("--json", "Print JSON (one object per line for watch)")
     .option("--timeout <duration>", "Deadline of each call", "5s")
     .option("--token <token>", "Token sent in the handshake (env CAIRN_TOKEN)")
+    .version(packageVersion(), "-V, --version", "Print the cairn version")
     .showHelpAfterError(false)
     .configureOutput({
       writeOut: (text) => ctx.io.out(text),
@@ -73,6 +74,15 @@ export function buildProgram(ctx: CliContext, globals: () => GlobalOptions): Com
     });
 
   return program;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 /** One line for a failure. CairnErrors keep their NATS wording (`wrong last sequence: 1: key exists`). */
