@@ -1,9 +1,14 @@
 /**
- * ReadIndex bookkeeping on the leader (etcd read_only.go, ReadOnlySafe only). Each request records
- * the commit index when it arrived; it is released once a quorum of voters acknowledged a heartbeat
- * carrying its context (or a later request's context: heartbeat rounds are ordered, so an ack for a
- * later request confirms leadership for every earlier one).
+ * ReadIndex bookkeeping on the leader (etcd read_only.go, ReadOnlySafe only).
+ *
+ * Each request records the commit index when it arrived and gets a sequence number from a counter
+ * that never goes back. The heartbeats sent for it carry that number (not the caller's context), and
+ * a follower's ack of number s confirms leadership for every request numbered <= s: those
+ * heartbeats left after the requests arrived. A request is released once a quorum of voters acked
+ * its number or a later one. Caller contexts therefore need not be unique, and a delayed ack from an
+ * earlier round can never confirm a later request.
  */
+import { quorumIndex } from "./quorum.ts";
 import type { NodeId } from "./types.ts";
 
 export interface ReadRequest {
@@ -14,68 +19,76 @@ export interface ReadRequest {
 }
 
 interface PendingRead extends ReadRequest {
-  readonly acks: Set<NodeId>;
+  readonly seq: number;
 }
 
 /** Limit on pending reads kept per leader; further requests are dropped (the node times them out). */
 export const READ_INDEX_PENDING_MAX = 65_536;
 
-export function contextKey(context: Uint8Array): string {
-  let key = "";
-  for (let i = 0; i < context.length; i++) key += String.fromCharCode(context[i]!);
-  return key;
+/** Heartbeat context for sequence number `seq` (8 bytes, big-endian). */
+export function encodeReadSeq(seq: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setFloat64(0, seq);
+  return out;
+}
+
+/** The sequence number in a heartbeat context, or -1 if it is not one of ours. */
+export function decodeReadSeq(context: Uint8Array): number {
+  if (context.byteLength !== 8) return -1;
+  const seq = new DataView(context.buffer, context.byteOffset, 8).getFloat64(0);
+  return Number.isSafeInteger(seq) && seq > 0 ? seq : -1;
 }
 
 export class ReadOnly {
-  private readonly pending = new Map<string, PendingRead>();
-  /** Keys in arrival order. */
-  private queue: string[] = [];
+  /** Pending requests in arrival (= seq) order. */
+  private queue: PendingRead[] = [];
+  /** Monotonic for the core's lifetime, so numbers are never reused across terms either. */
+  private lastSeq = 0;
+  /** Highest sequence number each peer acknowledged. */
+  private readonly acked = new Map<NodeId, number>();
+  private readonly scratch: number[] = [];
 
   get size(): number {
-    return this.pending.size;
+    return this.queue.length;
   }
 
-  /** Adds a request; returns false if its context is already pending or the queue is full. */
-  add(request: ReadRequest): boolean {
-    const key = contextKey(request.context);
-    if (this.pending.has(key) || this.pending.size >= READ_INDEX_PENDING_MAX) return false;
-    this.pending.set(key, { ...request, acks: new Set() });
-    this.queue.push(key);
-    return true;
+  /** Adds a request and returns the heartbeat context confirming it, or null if too many are pending. */
+  add(request: ReadRequest): Uint8Array | null {
+    if (this.queue.length >= READ_INDEX_PENDING_MAX) return null;
+    const seq = ++this.lastSeq;
+    this.queue.push({ ...request, seq });
+    return encodeReadSeq(seq);
   }
 
-  /** Records `from`'s ack of `context`; returns the acks so far (undefined if not pending). */
-  recvAck(from: NodeId, context: Uint8Array): ReadonlySet<NodeId> | undefined {
-    const pending = this.pending.get(contextKey(context));
-    if (pending === undefined) return undefined;
-    pending.acks.add(from);
-    return pending.acks;
+  /**
+   * Records `from`'s ack of a heartbeat context and returns the requests now confirmed by a quorum
+   * of `voters` (`self` acknowledges everything it sent).
+   */
+  recvAck(from: NodeId, context: Uint8Array, voters: readonly NodeId[], self: NodeId): ReadRequest[] {
+    const seq = decodeReadSeq(context);
+    if (seq < 0 || this.queue.length === 0) return [];
+    if (seq > (this.acked.get(from) ?? 0)) this.acked.set(from, seq);
+    const scratch = this.scratch;
+    scratch.length = 0;
+    for (const id of voters) scratch.push(id === self ? this.lastSeq : (this.acked.get(id) ?? 0));
+    const confirmed = quorumIndex(scratch);
+    let released = 0;
+    while (released < this.queue.length && this.queue[released]!.seq <= confirmed) released++;
+    if (released === 0) return [];
+    const out: ReadRequest[] = this.queue.slice(0, released).map((p) => ({ index: p.index, context: p.context, from: p.from }));
+    this.queue = this.queue.slice(released);
+    return out;
   }
 
-  /** Removes and returns every request up to and including the one for `context`. */
-  advance(context: Uint8Array): ReadRequest[] {
-    const key = contextKey(context);
-    const at = this.queue.indexOf(key);
-    if (at < 0) return [];
-    const released: ReadRequest[] = [];
-    for (let i = 0; i <= at; i++) {
-      const k = this.queue[i]!;
-      const pending = this.pending.get(k)!;
-      this.pending.delete(k);
-      released.push({ index: pending.index, context: pending.context, from: pending.from });
-    }
-    this.queue = this.queue.slice(at + 1);
-    return released;
-  }
-
-  /** Context of the newest pending request (heartbeats carry it), if any. */
+  /** Heartbeat context for the newest pending request, if any. */
   lastPendingContext(): Uint8Array | undefined {
-    const key = this.queue[this.queue.length - 1];
-    return key === undefined ? undefined : this.pending.get(key)!.context;
+    const last = this.queue[this.queue.length - 1];
+    return last === undefined ? undefined : encodeReadSeq(last.seq);
   }
 
+  /** Drops every pending request (leadership lost). The sequence counter keeps counting. */
   reset(): void {
-    this.pending.clear();
     this.queue = [];
+    this.acked.clear();
   }
 }

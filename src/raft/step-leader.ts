@@ -5,7 +5,6 @@
  */
 import { assert } from "../shared/assert.ts";
 import { entriesBytes } from "./storage.ts";
-import { majority } from "./quorum.ts";
 import type { Progress } from "./progress.ts";
 import type { Raft } from "./raft.ts";
 import type { Entry, Message, NodeId } from "./types.ts";
@@ -86,12 +85,7 @@ function handleHeartbeatResponse(r: Raft, pr: Progress, m: Message): void {
   // lost recovers (its rejection moves it to probe).
   if (pr.match < r.log.lastIndex() || pr.state === "probe") maybeSendAppend(r, m.from, pr, true);
   if (m.context === undefined || r.readOnly.size === 0) return;
-  const acks = r.readOnly.recvAck(m.from, m.context);
-  if (acks === undefined) return;
-  let voterAcks = 0;
-  for (const id of acks) if (r.isVoter(id)) voterAcks++;
-  if (voterAcks < majority(r.voters.length)) return;
-  for (const request of r.readOnly.advance(m.context)) respondToReadIndex(r, request.from, request.index, request.context);
+  for (const request of r.readOnly.recvAck(m.from, m.context, r.voters, r.id)) respondToReadIndex(r, request.from, request.index, request.context);
 }
 
 /**
@@ -177,12 +171,12 @@ export function handleReadIndexRequest(r: Raft, from: NodeId, context: Uint8Arra
     respondToReadIndex(r, from, index, context);
     return;
   }
-  if (!r.readOnly.add({ index, context, from })) {
-    r.logLine("dropped read index request: duplicate context or too many pending");
+  const heartbeatContext = r.readOnly.add({ index, context, from });
+  if (heartbeatContext === null) {
+    r.logLine("dropped read index request: too many pending");
     return;
   }
-  r.readOnly.recvAck(r.id, context);
-  bcastHeartbeat(r, context);
+  bcastHeartbeat(r, heartbeatContext);
 }
 
 function respondToReadIndex(r: Raft, from: NodeId, index: number, context: Uint8Array): void {

@@ -19,7 +19,8 @@ describe("raft read index", () => {
     net.processAll();
     expect(net.node("n1").readStates).toEqual([]);
     const heartbeats = net.queue.filter((m) => m.type === "heartbeat");
-    expect(heartbeats.map((m) => text(m.context!))).toEqual(["r1", "r1"]);
+    expect(heartbeats.map((m) => m.to)).toEqual(["n2", "n3"]);
+    expect(heartbeats.every((m) => m.context !== undefined)).toBe(true);
     net.stabilize();
     expect(net.node("n1").readStates).toEqual([{ index: 2, context: ctx("r1") }]);
   });
@@ -92,14 +93,32 @@ describe("raft read index", () => {
     net.campaign("n1");
     net.dropIf = (m) => m.type === "heartbeatResp";
     net.core("n1").readIndex(ctx("a"));
-    net.core("n1").readIndex(ctx("a")); // duplicate context: ignored
+    net.core("n1").readIndex(ctx("a")); // contexts need not be unique
     net.core("n1").readIndex(ctx("b"));
     net.stabilize();
     expect(net.node("n1").readStates).toEqual([]);
     net.dropIf = null;
     net.core("n1").readIndex(ctx("c"));
     net.stabilize();
-    expect(net.node("n1").readStates.map((r) => text(r.context))).toEqual(["a", "b", "c"]);
+    expect(net.node("n1").readStates.map((r) => text(r.context))).toEqual(["a", "a", "b", "c"]);
+  });
+
+  it("a delayed ack from an earlier round never confirms a later read", () => {
+    const net = RaftNetwork.create(["n1", "n2", "n3"]);
+    net.campaign("n1");
+    const acks: import("../../src/raft/index.ts").Message[] = [];
+    net.dropIf = (m) => m.type === "heartbeatResp" && acks.push(m) === 0;
+    net.core("n1").readIndex(ctx("x"));
+    net.stabilize();
+    net.dropIf = null;
+    for (const ack of acks) net.deliver(ack); // confirms the first read
+    expect(net.node("n1").readStates.map((r) => text(r.context))).toEqual(["x"]);
+    // The same context again, but its heartbeats are lost: the old acks, replayed, prove nothing.
+    net.dropIf = (m) => m.type === "heartbeat";
+    net.core("n1").readIndex(ctx("x"));
+    net.stabilize();
+    for (const ack of acks) net.deliver(ack);
+    expect(net.node("n1").readStates.length).toBe(1);
   });
 
   it("drops pending reads when leadership is lost", () => {
