@@ -173,8 +173,11 @@ function groupName(value: unknown, at: string, field: Field): string {
   return text(value, at, field, PEER_CODEC_LIMITS.groupLengthMax);
 }
 
-/** Validates the entries of one message and copies their data into one slab (one allocation, not one per entry). */
-function entriesFromWire(value: unknown, at: string): Entry[] {
+/**
+ * Validates the entries of one message and copies their data into one slab (one allocation, not one per
+ * entry). With copy = false (checking an outgoing message) the data stays as given.
+ */
+function entriesFromWire(value: unknown, at: string, copy: boolean): Entry[] {
   const wire = list(value, at, "entries");
   const count = wire.length;
   const terms = new Array<number>(count);
@@ -195,6 +198,7 @@ function entriesFromWire(value: unknown, at: string): Entry[] {
     views[i] = view;
     total += view.byteLength;
   }
+  if (!copy) return views.map((data, i) => ({ term: terms[i]!, index: indexes[i]!, type: types[i]!, data }));
   const slab = new Uint8Array(total);
   const entries = new Array<Entry>(count);
   let offset = 0;
@@ -229,7 +233,7 @@ function snapshotFromWire(value: unknown, at: string): Snapshot {
 }
 
 /** Validates a wire message and builds a fresh Message (optional fields absent, not undefined). */
-export function messageFromWire(value: unknown, at = "message"): Message {
+export function messageFromWire(value: unknown, at = "message", copy = true): Message {
   const fields = tuple(value, 12, at, "");
   const [type, from, to, term, logTerm, index, entries, commit, reject, rejectHint, snapshot, context] = fields;
   const typeCode = uint(type, at, "type");
@@ -242,7 +246,7 @@ export function messageFromWire(value: unknown, at = "message"): Message {
     term: uint(term, at, "term"),
     logTerm: uint(logTerm, at, "logTerm"),
     index: uint(index, at, "index"),
-    entries: entriesFromWire(entries, at),
+    entries: entriesFromWire(entries, at, copy),
     commit: uint(commit, at, "commit"),
     reject: bool(reject, at, "reject"),
     rejectHint: uint(rejectHint, at, "rejectHint"),
@@ -326,25 +330,27 @@ function normalizeBinary(value: unknown): unknown {
 }
 
 /** Validates one payload. Error paths start at "payload"; decodeFrame adds which payload of the frame. */
-function payloadFromWire(value: unknown): WirePayload {
+function payloadFromWire(value: unknown, copy = true): WirePayload {
   const at = "payload";
   if (!Array.isArray(value) || value.length === 0) throw protocolError(`${at} is not a non-empty array`);
   const kind = value[0];
   switch (kind) {
     case PAYLOAD_RAFT: {
       const [, group, message] = tuple(value, 3, at, "");
-      return { kind: "raft", group: groupName(group, at, "group"), message: messageFromWire(message, "payload.message") };
+      return { kind: "raft", group: groupName(group, at, "group"), message: messageFromWire(message, "payload.message", copy) };
     }
     case PAYLOAD_REQUEST:
     case PAYLOAD_RESPONSE: {
       const [, requestId, wireBody] = tuple(value, 3, at, "");
-      const body = plainDataFromWire(wireBody, "payload.body");
+      let body = wireBody;
+      if (copy) body = plainDataFromWire(wireBody, "payload.body");
+      else checkPlainData(wireBody, "payload.body");
       const id = uint(requestId, at, "requestId");
       return kind === PAYLOAD_REQUEST ? { kind: "request", requestId: id, body } : { kind: "response", requestId: id, body };
     }
     case PAYLOAD_SNAPSHOT_BEGIN: {
       const [, group, wireMessage, snapshotBytes] = tuple(value, 4, at, "");
-      const message = messageFromWire(wireMessage, "payload.message");
+      const message = messageFromWire(wireMessage, "payload.message", copy);
       if (message.type !== "snap" || message.snapshot === undefined || message.snapshot.data.byteLength !== 0) {
         throw protocolError(`${at}.message is not a snap message with empty snapshot data`);
       }
@@ -391,7 +397,7 @@ function unpack(bytesIn: Uint8Array, what: string): unknown {
  */
 export function encodePayload(payload: WirePayload): Uint8Array {
   const wire = payloadToWire(payload);
-  payloadFromWire(wire);
+  payloadFromWire(wire, false);
   return packr.pack(wire);
 }
 
