@@ -314,6 +314,10 @@ export class Checkers implements DiskObserver {
   contractViolation(node: string, what: string): void {
     this.fail("ready-contract", `${node}: ${what}`);
   }
+
+  durabilityViolation(node: string, what: string): void {
+    this.fail("durability", `${node}: ${what}`);
+  }
 }
 
 /** True when `entry` is in the durable image (or covered by its snapshot, which holds only committed state). */

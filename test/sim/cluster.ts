@@ -9,7 +9,7 @@ import type { ConfChange, ConfState, Entry, Message, ReadState, Ready } from "..
 import type { Prng } from "../support/prng.ts";
 import { Checkers } from "./checkers.ts";
 import { History, type ReadOp, type WriteOp } from "./history.ts";
-import { SimNode, type CoreSettings, type NodeEnv, type ProposeResult } from "./node.ts";
+import { SimNode, type CoreSettings, type NodeEnv, type ProposeResult, type SimBugs } from "./node.ts";
 import { encodePut, entryFingerprint } from "./state-machine.ts";
 
 export interface Transport {
@@ -27,6 +27,11 @@ export interface ClusterOptions {
   readonly trace?: (line: string) => void;
   /** Also trace the cores' own debug lines (very verbose). */
   readonly traceCores?: boolean;
+  /** Deliberate bugs for the mutant tests. */
+  readonly bugs?: SimBugs & {
+    /** Serve reads from the node's local state at once, without ReadIndex. */
+    readonly staleReads?: boolean;
+  };
 }
 
 interface PendingWrite {
@@ -107,7 +112,7 @@ export class Cluster implements NodeEnv {
   /** Creates and starts a node. Founders pass the initial voters; joiners pass no confState. */
   addNode(id: string, confState: ConfState, settings: CoreSettings = this.options.settings): SimNode {
     if (this.byId.has(id)) throw new Error(`node ${id} exists`);
-    const node = new SimNode(id, settings, this, this.options.rng.fork(`node-${id}`), { confState });
+    const node = new SimNode(id, settings, this, this.options.rng.fork(`node-${id}`), { confState }, this.options.bugs);
     this.byId.set(id, node);
     this.list.push(node);
     node.start();
@@ -205,6 +210,11 @@ export class Cluster implements NodeEnv {
     const node = this.byId.get(nodeId);
     if (node === undefined || !node.alive) {
       this.history.readFailed(op, this.now);
+      onDone?.(op);
+      return op;
+    }
+    if (this.options.bugs?.staleReads === true) {
+      this.history.readServed(op, node.machine.get(key), node.machine.applied, this.now);
       onDone?.(op);
       return op;
     }

@@ -47,6 +47,8 @@ export interface DiskObserver {
   durableSnapshot(node: string, snapshot: Snapshot): void;
   /** The batch breaks the disk contract (gap, overwrite below the snapshot, ...). */
   contractViolation(node: string, what: string): void;
+  /** Something acknowledged to the core as durable did not survive a crash. */
+  durabilityViolation(node: string, what: string): void;
 }
 
 export function emptySnapshot(confState: ConfState): Snapshot {
@@ -77,6 +79,8 @@ export class SimDisk {
     readonly node: string,
     initial: DurableImage,
     private readonly observer: DiskObserver,
+    /** Mutant only (SimBugs.fsyncLies): synced writes are not made durable. */
+    private readonly fsyncLies = false,
   ) {
     this.durable = initial;
   }
@@ -92,7 +96,7 @@ export class SimDisk {
     if (batch === null) throw new Error(`${this.node}: completeWrite without a write in flight`);
     this.inflight = null;
     this.unsynced.push(batch);
-    if (batch.sync) this.flush();
+    if (batch.sync && !this.fsyncLies) this.flush();
     return batch;
   }
 

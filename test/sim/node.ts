@@ -64,6 +64,19 @@ export interface NodeEnv {
   readonly coreLog?: ((node: SimNode, line: string) => void) | undefined;
 }
 
+/**
+ * Deliberate driver bugs, off in every real run. The mutant tests switch one on and require the
+ * checkers to catch it, which proves they are not vacuous.
+ */
+export interface SimBugs {
+  /** Send Ready.messages (vote grants, append acks) before the write is durable. */
+  readonly ackBeforePersist?: boolean;
+  /** Persist the term but not the vote. */
+  readonly forgetVotes?: boolean;
+  /** fsync returns without syncing: nothing becomes durable until the OS flushes (a crash keeps a random prefix). */
+  readonly fsyncLies?: boolean;
+}
+
 /** Inbox bound: a paused or slow node drops what does not fit, as a socket buffer would. */
 const INBOX_MAX = 2_000;
 /** Pending ticks are coalesced, as timers firing while the loop is busy would be. */
@@ -87,6 +100,8 @@ export class SimNode {
   private waitingReads: ReadState[] = [];
   /** Last hard state handed out by the core (volatile view, for traces and checkers). */
   hardState: HardState = { term: 0, vote: null, commit: 0 };
+  /** Last hard state whose synced write completed (advance() told the core it is durable). */
+  private syncedHardState: HardState = { term: 0, vote: null, commit: 0 };
 
   constructor(
     readonly id: string,
@@ -94,6 +109,7 @@ export class SimNode {
     private readonly env: NodeEnv,
     private readonly rng: Prng,
     initial: { confState: ConfState },
+    private readonly bugs: SimBugs = {},
   ) {
     const image: DurableImage = {
       hardState: { term: 0, vote: null, commit: 0 },
@@ -101,7 +117,7 @@ export class SimNode {
       entries: [],
       applyState: { applied: 0, confState: initial.confState },
     };
-    this.disk = new SimDisk(id, image, env.diskObserver);
+    this.disk = new SimDisk(id, image, env.diskObserver, bugs.fsyncLies === true);
     this.confState = initial.confState;
     this.storage = new MemoryStorage({ confState: initial.confState });
   }
@@ -147,6 +163,7 @@ export class SimNode {
     this.confState = confState;
     this.storage = new MemoryStorage({ confState, hardState: image.hardState, snapshot, entries: image.entries.slice() });
     this.hardState = image.hardState;
+    this.syncedHardState = image.hardState;
     this.incarnation++;
     const random = this.rng.fork(`core-${this.incarnation}`);
     const coreLog = this.env.coreLog;
@@ -163,6 +180,15 @@ export class SimNode {
   /** Power loss: the core and every volatile thing go; the disk keeps what it keeps. */
   crash(): string {
     const outcome = this.disk.crash(this.rng.fork(`crash-${this.incarnation}`));
+    // What the driver acknowledged to the core as durable (a synced term and vote) must survive.
+    const kept = this.disk.durable.hardState;
+    const acked = this.syncedHardState;
+    if (kept.term < acked.term || (kept.term === acked.term && kept.vote !== acked.vote)) {
+      this.env.diskObserver.durabilityViolation(
+        this.id,
+        `the crash lost term ${acked.term} vote ${acked.vote ?? "-"} acknowledged as durable (disk has term ${kept.term} vote ${kept.vote ?? "-"})`,
+      );
+    }
     this.core = null;
     this.alive = false;
     this.paused = false;
@@ -300,14 +326,16 @@ export class SimNode {
     this.env.onReady(this, ready);
     if (ready.hardState !== null) this.hardState = ready.hardState;
     if (ready.messagesBeforePersist.length > 0) this.env.send(this, ready.messagesBeforePersist, true);
+    if (this.bugs.ackBeforePersist === true && ready.messages.length > 0) this.env.send(this, ready.messages, false);
     const needsWrite = ready.hardState !== null || ready.entries.length > 0 || ready.snapshot !== null;
     if (!needsWrite) {
       this.pending = { ready, batch: null };
       this.finishReady();
       return;
     }
+    const hardState = this.bugs.forgetVotes === true && ready.hardState !== null ? { ...ready.hardState, vote: null } : ready.hardState;
     const batch: DiskBatch = {
-      hardState: ready.hardState,
+      hardState,
       snapshot: ready.snapshot,
       entries: ready.entries,
       applyState: { applied: this.machine.applied, confState: this.confState },
@@ -324,11 +352,12 @@ export class SimNode {
     const { ready, batch } = this.pending!;
     if (batch !== null) {
       this.disk.completeWrite();
+      if (ready.hardState !== null && batch.sync) this.syncedHardState = ready.hardState;
       if (ready.snapshot !== null) this.storage.applySnapshot(ready.snapshot);
       if (ready.entries.length > 0) this.storage.append(ready.entries);
       if (ready.hardState !== null) this.storage.setHardState(ready.hardState);
     }
-    if (ready.messages.length > 0) this.env.send(this, ready.messages, false);
+    if (ready.messages.length > 0 && this.bugs.ackBeforePersist !== true) this.env.send(this, ready.messages, false);
     if (ready.snapshot !== null) {
       const data = ready.snapshot.data;
       if (data.length > 0) this.machine.restore(data);

@@ -14,7 +14,7 @@
 import type { ConfChange, ConfState, Message, RaftStatus } from "../../src/raft/types.ts";
 import { Prng } from "../support/prng.ts";
 import { SafetyViolation, type CheckCounts } from "./checkers.ts";
-import { Cluster, type Transport } from "./cluster.ts";
+import { Cluster, type ClusterOptions, type Transport } from "./cluster.ts";
 import { EventQueue, type Timed } from "./event-queue.ts";
 import type { HistoryCounts, ReadOp, WriteOp } from "./history.ts";
 import { HistoryViolation } from "./history.ts";
@@ -44,6 +44,8 @@ export interface RunOptions {
   readonly trace?: (line: string) => void;
   /** Include the cores' debug log lines in the trace. */
   readonly traceCores?: boolean;
+  /** Deliberate driver bugs (mutant tests only). */
+  readonly bugs?: ClusterOptions["bugs"];
 }
 
 /** Raft ticks (of the slowest node) the liveness phase may take before it is declared a bug. */
@@ -125,6 +127,7 @@ export class Swarm {
       scheduleDiskDone: (node, _incarnation, latency) =>
         this.push(this.step + latency, "disk", null, node, null),
       ...(options.trace !== undefined ? { trace: options.trace, traceCores: options.traceCores === true } : {}),
+      ...(options.bugs !== undefined ? { bugs: options.bugs } : {}),
     });
     this.cluster.transport = this.transport();
     this.faults = params.faults.filter((fault) => isEnabled(params, fault.kind)).sort((x, y) => x.at - y.at);
