@@ -56,7 +56,11 @@ export interface SnapshotMetadata {
 
 export interface Snapshot {
   readonly metadata: SnapshotMetadata;
-  /** The application's state machine image. Opaque to the core. */
+  /**
+   * The application's state machine image. Opaque to the core. Empty for the index-0 snapshot a
+   * MemoryStorage bootstraps with: a joining node receives it (it carries the initial membership)
+   * and must restore empty data as the initial, empty state.
+   */
   readonly data: Uint8Array;
 }
 
@@ -101,7 +105,11 @@ export interface Message {
   /** appResp reject: the follower's hint for the next probe (fast backtracking). */
   readonly rejectHint: number;
   readonly snapshot?: Snapshot;
-  /** heartbeat/heartbeatResp/readIndex/readIndexResp: the read request context. */
+  /**
+   * readIndex/readIndexResp: the caller's read context. heartbeat/heartbeatResp: the leader's
+   * read-index round (opaque, echoed back). vote/preVote: TRANSFER_CONTEXT marks a leadership-transfer
+   * election, which voters grant despite the leader lease.
+   */
   readonly context?: Uint8Array;
 }
 
@@ -160,7 +168,11 @@ export interface RaftConfig {
   readonly checkQuorum: boolean;
   /** Seeded PRNG in [0, 1). The core's only source of randomness. */
   readonly random: () => number;
-  /** Last index the state machine had applied when this core was created (restart). */
+  /**
+   * Last index the state machine had applied when this core was created (restart). The storage's
+   * initialState().confState must be the membership as of this index; committed entries after it
+   * are handed out again.
+   */
   readonly applied: number;
   /** Limit on entry bytes in one "app" message. */
   readonly messageBytesMax: number;
