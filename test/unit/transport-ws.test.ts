@@ -286,7 +286,6 @@ describe("WsPeerTransport: bounded memory", () => {
     const payload = new Uint8Array(60 * 1024);
     let maxQueued = 0;
     let maxBuffered = 0;
-    const arrayBuffersBefore = process.memoryUsage().arrayBuffers;
     let sent = 0;
     for (let turn = 0; turn < 5000 && b.transport.stats().peers["n1"]!.dropped < 800; turn++) {
       for (let i = 0; i < 8; i++) {
@@ -305,7 +304,6 @@ describe("WsPeerTransport: bounded memory", () => {
     expect(maxBuffered).toBeLessThanOrEqual(limits.socketBufferedBytesMax + limits.frameBytesMax);
     // Far more was offered than is held: what is retained is bounded by the limits, not by the offer.
     expect(sent * payload.byteLength).toBeGreaterThan(20 * (limits.sendQueueBytesMax + limits.socketBufferedBytesMax));
-    expect(process.memoryUsage().arrayBuffers - arrayBuffersBefore).toBeLessThan(64 << 20);
     // Once the peer reads again, the queue drains.
     let received = 0;
     peer.on("message", () => received++);
