@@ -45,6 +45,7 @@ async function main(): Promise<void> {
     const sample = make();
     let sent = 0;
     const startMs = performance.now();
+    const cpuStart = process.cpuUsage();
     while (performance.now() - startMs < DURATION_MS) {
       if (a.stats().peers["n2"]!.queuedBytes < LIMITS.sendQueueBytesMax / 2) {
         for (let i = 0; i < SEND_BURST; i++) a.send("n2", { kind: "raft", group: `bucket-${sent % 16}`, message: sample });
@@ -54,7 +55,11 @@ async function main(): Promise<void> {
     }
     for (let i = 0; i < 3000 && received < sent; i++) await new Promise((resolve) => setTimeout(resolve, 1));
     const seconds = (performance.now() - startMs) / 1000;
-    const line = `${name.padEnd(34)} ${Math.round(received / seconds).toLocaleString("en").padStart(12)} msg/s ${(receivedBytes / seconds / 1e6).toFixed(1).padStart(9)} MB/s payload`;
+    const cpu = process.cpuUsage(cpuStart);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    const line =
+      `${name.padEnd(34)} ${Math.round(received / seconds).toLocaleString("en").padStart(12)} msg/s ${(receivedBytes / seconds / 1e6).toFixed(1).padStart(9)} MB/s payload` +
+      `   (${Math.round(received / cpuSeconds).toLocaleString("en")} msg per CPU-second, both ends in this one process)`;
     rows.push(line);
     console.log(line);
   }
