@@ -79,12 +79,19 @@ class LevelEngine implements StoreEngine {
   }
 
   async batch(ops: readonly KvOp[], sync: boolean): Promise<void> {
-    const operations = ops.map((op) =>
-      op.type === "put"
-        ? { type: "put" as const, key: asBuffer(op.key), value: asBuffer(op.value) }
-        : { type: "del" as const, key: asBuffer(op.key) },
-    );
-    await this.#db.batch(operations, { sync });
+    // A chained batch: abstract-level's array form clones and re-encodes every operation object, which
+    // measured 4-6x slower for 1024-entry batches (bench/log-store.ts).
+    const batch = this.#db.batch();
+    try {
+      for (const op of ops) {
+        if (op.type === "put") batch.put(asBuffer(op.key), asBuffer(op.value));
+        else batch.del(asBuffer(op.key));
+      }
+    } catch (error) {
+      await batch.close();
+      throw error;
+    }
+    await batch.write({ sync });
   }
 
   async writeFile(name: string, chunks: readonly Uint8Array[], sync: boolean): Promise<void> {
