@@ -10,6 +10,7 @@
  * when `snapshot` is set, offset === snapshot index + 1.
  */
 import { assert } from "../shared/assert.ts";
+import { violated } from "./invariant.ts";
 import type { Entry, Snapshot } from "./types.ts";
 
 export class Unstable {
@@ -119,7 +120,7 @@ export class Unstable {
       this.offsetInProgress = firstIndex;
       this.entries = [];
     } else {
-      assert(firstIndex < end, `unstable: append at ${firstIndex} leaves a gap after ${end - 1}`);
+      if (!(firstIndex < end)) violated(`unstable: append at ${firstIndex} leaves a gap after ${end - 1}`);
       this.entries.length = firstIndex - this.offset;
       if (this.offsetInProgress > firstIndex) this.offsetInProgress = firstIndex;
     }
@@ -128,7 +129,7 @@ export class Unstable {
 
   /** Entries in [lo, hi) (a copy); caller checks the range lies within the unstable entries. */
   slice(lo: number, hi: number): Entry[] {
-    assert(lo >= this.offset && hi <= this.offset + this.entries.length && lo <= hi, `unstable: slice [${lo}, ${hi}) out of bounds`);
+    if (!(lo >= this.offset && hi <= this.offset + this.entries.length && lo <= hi)) violated(`unstable: slice [${lo}, ${hi}) out of bounds`);
     return this.entries.slice(lo - this.offset, hi - this.offset);
   }
 }

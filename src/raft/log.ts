@@ -5,6 +5,7 @@
  * Invariants: firstIndex - 1 <= applied <= applying <= committed <= lastIndex.
  */
 import { assert } from "../shared/assert.ts";
+import { violated } from "./invariant.ts";
 import { Unstable } from "./log-unstable.ts";
 import type { Entry, RaftLogReader, Snapshot } from "./types.ts";
 
@@ -118,7 +119,7 @@ export class RaftLog {
 
   private appendFrom(entries: readonly Entry[], from: number): void {
     const firstIndex = entries[from]!.index;
-    assert(firstIndex > this.committed, `log: append at ${firstIndex} would overwrite committed ${this.committed}`);
+    if (!(firstIndex > this.committed)) violated(`log: append at ${firstIndex} would overwrite committed ${this.committed}`);
     this.unstable.truncateAndAppend(entries, from);
   }
 
@@ -129,7 +130,7 @@ export class RaftLog {
 
   commitTo(index: number): void {
     if (index > this.committed) {
-      assert(index <= this.lastIndex(), `log: commit ${index} beyond last index ${this.lastIndex()}`);
+      if (!(index <= this.lastIndex())) violated(`log: commit ${index} beyond last index ${this.lastIndex()}`);
       this.committed = index;
     }
   }
@@ -158,7 +159,7 @@ export class RaftLog {
   }
 
   appliedTo(index: number): void {
-    assert(index <= this.committed, `log: applied ${index} beyond committed ${this.committed}`);
+    if (!(index <= this.committed)) violated(`log: applied ${index} beyond committed ${this.committed}`);
     if (index > this.applied) this.applied = index;
     if (this.applying < this.applied) this.applying = this.applied;
   }
@@ -166,7 +167,7 @@ export class RaftLog {
   /** Entries in [lo, hi) up to `bytesMax` (at least one), from storage and/or the unstable part. */
   slice(lo: number, hi: number, bytesMax: number): readonly Entry[] {
     if (lo >= hi) return [];
-    assert(lo >= this.firstIndex() && hi <= this.lastIndex() + 1, `log: slice [${lo}, ${hi}) out of bounds`);
+    if (!(lo >= this.firstIndex() && hi <= this.lastIndex() + 1)) violated(`log: slice [${lo}, ${hi}) out of bounds`);
     const offset = this.unstable.offset;
     if (lo >= offset) return this.unstable.slice(lo, limitEnd(this.unstable.entries, lo - offset, hi - offset, bytesMax) + offset);
     const stored = this.storage.entries(lo, Math.min(hi, offset), bytesMax);

@@ -7,6 +7,7 @@
  * Time is tick(); randomness is config.random; nothing here does I/O.
  */
 import { assert } from "../shared/assert.ts";
+import { violated } from "./invariant.ts";
 import { CairnError } from "../shared/errors.ts";
 import { applyChange, encodeConfChange } from "./conf-change.ts";
 import { validateConfig } from "./config.ts";
@@ -528,10 +529,10 @@ export class Raft {
   /** Cheap invariants checked after every input (assertions stay on in production). */
   assertInvariants(): void {
     const log = this.log;
-    assert(log.applied <= log.applying && log.applying <= log.committed, `raft ${this.id}: applied ${log.applied} applying ${log.applying} committed ${log.committed}`);
-    assert(log.committed <= log.lastIndex(), `raft ${this.id}: committed ${log.committed} beyond last index ${log.lastIndex()}`);
-    assert((this.role === "leader") === (this.lead === this.id), `raft ${this.id}: role ${this.role} with leader ${this.lead}`);
-    assert(this.role === "leader" || this.progress.size === 0, `raft ${this.id}: progress kept as ${this.role}`);
-    assert(this.vote === null || this.term > 0, `raft ${this.id}: vote at term 0`);
+    if (!(log.applied <= log.applying && log.applying <= log.committed)) violated(`raft ${this.id}: applied ${log.applied} applying ${log.applying} committed ${log.committed}`);
+    if (!(log.committed <= log.lastIndex())) violated(`raft ${this.id}: committed ${log.committed} beyond last index ${log.lastIndex()}`);
+    if (!((this.role === "leader") === (this.lead === this.id))) violated(`raft ${this.id}: role ${this.role} with leader ${this.lead}`);
+    if (!(this.role === "leader" || this.progress.size === 0)) violated(`raft ${this.id}: progress kept as ${this.role}`);
+    if (!(this.vote === null || this.term > 0)) violated(`raft ${this.id}: vote at term 0`);
   }
 }

@@ -5,6 +5,7 @@
  * amortized O(1) (no O(n) copy per call).
  */
 import { assert } from "../shared/assert.ts";
+import { violated } from "./invariant.ts";
 import type { ConfState, Entry, HardState, RaftLogReader, Snapshot } from "./types.ts";
 
 /** Thrown by RaftLogReader when an index is compacted away or not yet in the log (like etcd ErrCompacted / ErrUnavailable). */
@@ -59,7 +60,7 @@ export class MemoryStorage implements RaftLogReader {
     this.prevTerm = this.snap.metadata.term;
     if (init.entries !== undefined && init.entries.length > 0) {
       const first = init.entries[0]!;
-      assert(first.index <= this.prevIndex + 1, `storage: entries start at ${first.index}, after a gap from snapshot ${this.prevIndex}`);
+      if (!(first.index <= this.prevIndex + 1)) violated(`storage: entries start at ${first.index}, after a gap from snapshot ${this.prevIndex}`);
       this.append(init.entries);
     }
   }
@@ -94,7 +95,7 @@ export class MemoryStorage implements RaftLogReader {
 
   entries(indexLow: number, indexHigh: number, sizeBytesMax: number): readonly Entry[] {
     if (indexLow <= this.prevIndex) throw new RaftLogUnavailable("compacted", indexLow);
-    assert(indexHigh <= this.lastIndex() + 1, `storage: entries [${indexLow}, ${indexHigh}) beyond last index ${this.lastIndex()}`);
+    if (!(indexHigh <= this.lastIndex() + 1)) violated(`storage: entries [${indexLow}, ${indexHigh}) beyond last index ${this.lastIndex()}`);
     const out: Entry[] = [];
     let bytes = 0;
     const base = this.head - this.prevIndex - 1;
@@ -116,7 +117,7 @@ export class MemoryStorage implements RaftLogReader {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
     const last = this.lastIndex();
-    assert(first <= last + 1, `storage: append at ${first} leaves a gap after ${last}`);
+    if (!(first <= last + 1)) violated(`storage: append at ${first} leaves a gap after ${last}`);
     let skip = 0;
     if (first <= this.prevIndex) {
       // Entries already covered by the snapshot/compaction point are ignored.
@@ -151,8 +152,8 @@ export class MemoryStorage implements RaftLogReader {
    * than the current snapshot) and returns it. Compact separately (compact(index) or earlier).
    */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
-    assert(index >= this.snap.metadata.index, `storage: snapshot ${index} older than ${this.snap.metadata.index}`);
-    assert(index <= this.lastIndex(), `storage: snapshot ${index} beyond last index ${this.lastIndex()}`);
+    if (!(index >= this.snap.metadata.index)) violated(`storage: snapshot ${index} older than ${this.snap.metadata.index}`);
+    if (!(index <= this.lastIndex())) violated(`storage: snapshot ${index} beyond last index ${this.lastIndex()}`);
     const term = this.term(index);
     this.snap = { metadata: { index, term, confState: copyConfState(confState) }, data };
     return this.snap;
@@ -164,8 +165,8 @@ export class MemoryStorage implements RaftLogReader {
    */
   compact(index: number): void {
     if (index <= this.prevIndex) return;
-    assert(index <= this.lastIndex(), `storage: compact ${index} beyond last index ${this.lastIndex()}`);
-    assert(index <= this.snap.metadata.index, `storage: compact ${index} beyond snapshot ${this.snap.metadata.index}`);
+    if (!(index <= this.lastIndex())) violated(`storage: compact ${index} beyond last index ${this.lastIndex()}`);
+    if (!(index <= this.snap.metadata.index)) violated(`storage: compact ${index} beyond snapshot ${this.snap.metadata.index}`);
     const term = this.term(index);
     this.head += index - this.prevIndex;
     this.prevIndex = index;
