@@ -106,6 +106,16 @@ export class RaftHost {
 
   constructor(private readonly options: RaftHostOptions) {
     options.transport.onRaft((from, group, message) => this.onRaftMessage(from, group, message));
+    // A snapshot counts as sent only once the transport has handed all of it to the socket (or
+    // dropped it): reporting success at enqueue time would move the follower's progress on too early.
+    options.transport.onSnapshotStatus((peer, groupId, ok) => {
+      this.enqueue(() => {
+        const g = this.groups.get(groupId);
+        if (!g || g.stopped) return;
+        g.core.reportSnapshot(peer, ok);
+        this.touched.add(g);
+      });
+    });
     options.transport.onPeerState((peer, up) => {
       if (up) return;
       this.enqueue(() => {
@@ -420,7 +430,6 @@ export class RaftHost {
       if (ready.hardState) group.storage.setHardState(ready.hardState);
       for (const m of ready.messages) {
         transport.send(m.to, { kind: "raft", group: group.id, message: m });
-        if (m.type === "snap") group.core.reportSnapshot(m.to, true);
       }
       if (ready.softState) {
         group.leader = ready.softState.leader;
