@@ -24,6 +24,7 @@
  * crc32c(metadata || data) u32, crc32c(header[0..28)) u32), then msgpack metadata, then the data.
  */
 
+import { createHash } from "node:crypto";
 import { Packr } from "msgpackr";
 import type { ConfState, Entry, EntryType, HardState, Snapshot } from "../raft/types.ts";
 import { CairnError } from "../shared/errors.ts";
@@ -435,14 +436,23 @@ export const SNAPSHOT_HEADER_BYTES = 32;
 const SNAPSHOT_FILE_SUFFIX = ".snap";
 const INDEX_DIGITS = 16;
 
-/** A file-name-safe, reversible spelling of a group name: [A-Za-z0-9_.] kept, everything else %XX. */
+/** Longest escaped group name used as is in a file name (file names are limited to 255 bytes). */
+const SAFE_NAME_CHARS_MAX = 120;
+
+/**
+ * A file-name-safe spelling of a group name: [A-Za-z0-9_.] kept, every other byte %XX. A long result
+ * is cut and suffixed with a hash of the whole name. Only used to name and find files: the group a file
+ * belongs to is recorded (and checked) inside it.
+ */
 export function safeGroupName(group: string): string {
   let out = "";
   for (const byte of Buffer.from(group, "utf8")) {
     const c = String.fromCharCode(byte);
     out += /[A-Za-z0-9_.]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
   }
-  return out;
+  if (out.length <= SAFE_NAME_CHARS_MAX) return out;
+  const hash = createHash("sha256").update(group, "utf8").digest("hex").slice(0, 24);
+  return `${out.slice(0, SAFE_NAME_CHARS_MAX - 25)}~${hash}`;
 }
 
 /** `<safe-group>-<index, 16 digits>-<sequence>.snap`; the sequence keeps every file name unique. */

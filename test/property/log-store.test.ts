@@ -293,6 +293,25 @@ export function logStoreSuite(name: string, factory: StoreFactory, propertyRuns:
       expect(plain(await store.load("b"))).toEqual(expected(hs(1, 1), null, entries(1, 2, 1)));
     });
 
+    it("handles the longest group names, with snapshots and deletion", async () => {
+      const long = "ü".repeat(100); // 200 UTF-8 bytes: the limit
+      const similar = "ü".repeat(99) + "x";
+      await store.write(
+        [
+          w(long, { hardState: hs(1, 3), entries: entries(1, 4, 1) }),
+          w(similar, { hardState: hs(1, 2), entries: entries(1, 2, 1) }),
+        ],
+        { sync: true },
+      );
+      await store.saveSnapshot(long, snapshot(3, 1));
+      await store.saveSnapshot(similar, snapshot(2, 1));
+      await store.deleteGroup(similar);
+      await reopen();
+      expect(await store.listGroups()).toEqual([long]);
+      expect(plain(await store.load(long))).toEqual(expected(hs(1, 3), snapshot(3, 1), [entry(4, 1)]));
+      await expect(store.load("ü".repeat(101))).rejects.toBeInstanceOf(TypeError);
+    });
+
     it("stores node metadata durably", async () => {
       expect(await store.getMeta("nodeId")).toBeNull();
       await store.setMeta("nodeId", new TextEncoder().encode("n1"));
