@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { paramsForSeed } from "./params.ts";
-import { profileOptions } from "./seeds.ts";
+import { profileOptions, shrinkSeed } from "./seeds.ts";
 import { runSim, type RunOptions } from "./swarm.ts";
 
 const SEEDS_MAX = 60;
@@ -38,5 +38,24 @@ describe("mutants: each planted bug is caught", () => {
   it("reads served from local state without ReadIndex (checklist item 4)", () => {
     const failure = firstFailure({ staleReads: true });
     expect(failure?.message).toMatch(/^linearizability/);
+  });
+});
+
+describe("shrinking", () => {
+  it("fast-check shrinks a failing seed to a simpler run that fails the same way", () => {
+    // Short swarm-profile runs: shrinking re-runs the simulation many times, and the swarm profile
+    // lets it switch whole fault kinds off.
+    const bugs = { staleReads: true };
+    const steps = 400;
+    let seed = 1;
+    while (runSim(paramsForSeed(seed, profileOptions("swarm", steps)), { bugs }).failure === null) seed++;
+    const original = paramsForSeed(seed, profileOptions("swarm", steps));
+    const shrunk = shrinkSeed(seed, "swarm", steps, { bugs });
+    expect(shrunk).not.toBeNull();
+    expect(shrunk!.result.failure?.message).toMatch(/^linearizability/);
+    const weight = (p: typeof original) => p.faults.length + p.clients + p.keys + p.dropPermille + p.dupPermille + p.nodes;
+    expect(weight(shrunk!.params)).toBeLessThan(weight(original));
+    // The shrunk params replay: same failure again.
+    expect(runSim(shrunk!.params, { bugs }).failure).toEqual(shrunk!.result.failure);
   });
 });

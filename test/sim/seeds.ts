@@ -33,21 +33,22 @@ export function runSeed(seed: number, profile: Profile, steps = DEFAULT_STEPS, o
  * seed's own params, so the failure reproduces, then fast-check simplifies it (fewer faults, lower
  * rates, fewer clients...) while it keeps failing the same way. Returns the smallest failing params.
  */
-export function shrinkSeed(seed: number, profile: Profile, steps = DEFAULT_STEPS): { params: SimParams; result: SimResult } | null {
+export function shrinkSeed(seed: number, profile: Profile, steps = DEFAULT_STEPS, options: RunOptions = {}): { params: SimParams; result: SimResult } | null {
   const arbitrary = simParamsArbitrary(profileOptions(profile, steps));
-  const firstFailure = runSeed(seed, profile, steps).result.failure;
+  const firstFailure = runSeed(seed, profile, steps, options).result.failure;
   if (firstFailure === null) return null;
+  const check = firstFailure.message.split(":")[0];
   const details = fc.check(
     fc.property(arbitrary, (params) => {
-      const failure = runSim(params).failure;
-      // Shrink toward the same kind of failure, not any failure.
-      return failure === null || failure.kind !== firstFailure.kind;
+      const failure = runSim(params, options).failure;
+      // Shrink toward the same kind of failure (same checker), not any failure.
+      return failure === null || failure.kind !== firstFailure.kind || failure.message.split(":")[0] !== check;
     }),
     { seed, numRuns: 1 },
   );
   const counterexample = details.counterexample?.[0];
   if (!details.failed || counterexample === undefined) return null;
-  return { params: counterexample, result: runSim(counterexample) };
+  return { params: counterexample, result: runSim(counterexample, options) };
 }
 
 /** Human-readable failure report: the seed first, because the seed is the whole bug report. */
