@@ -87,12 +87,23 @@ class MemoryEngine implements StoreEngine {
     return keys.slice(0, limit).map((key) => [fromKey(key), this.current.kv.get(key)!] as const);
   }
 
+  /** Set by MemoryLogStore.failNextWrite: the next batch or file write throws it, changing nothing. */
+  failure: Error | null = null;
+
+  #takeFailure(): void {
+    const failure = this.failure;
+    this.failure = null;
+    if (failure !== null) throw failure;
+  }
+
   async batch(ops: readonly KvOp[], sync: boolean): Promise<void> {
+    this.#takeFailure();
     // Not copied: the core builds fresh buffers for every batch and never touches them again.
     this.#record({ type: "batch", ops }, sync);
   }
 
   async writeFile(name: string, chunks: readonly Uint8Array[], sync: boolean): Promise<void> {
+    this.#takeFailure();
     this.#record({ type: "file", name, bytes: Buffer.concat(chunks) }, sync);
   }
 
@@ -225,6 +236,15 @@ export class MemoryLogStore extends LogStoreCore {
   /** Removes the stored record of entry `index`, as a lost write would. Returns false if absent. */
   removeEntry(group: string, index: number): boolean {
     return this.#engine.mutate(entryKey(entryPrefix(group), index), () => null);
+  }
+
+  /**
+   * Makes the next batch or snapshot file write fail with `error` (an EIO, a full disk). A failed batch
+   * leaves the store refusing every later operation until it is replaced (crash()), as after an fsync
+   * error on a real disk.
+   */
+  failNextWrite(error: Error = Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" })): void {
+    this.#engine.failure = error;
   }
 
   /** Names of the snapshot files currently stored (what a directory listing would show). */

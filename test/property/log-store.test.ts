@@ -233,6 +233,13 @@ export function logStoreSuite(name: string, factory: StoreFactory, propertyRuns:
       expect(plain(await store.load("fresh"))).toEqual(expected(hs(5, 40), snapshot(40, 5, 4096), entries(41, 42, 5)));
     });
 
+    it("installs the empty index-0 bootstrap snapshot a joining node receives (it carries the membership)", async () => {
+      const bootstrap: Snapshot = { metadata: { index: 0, term: 0, confState: CONF }, data: new Uint8Array(0) };
+      await store.write([w("b:join", { hardState: hs(3, 0), snapshot: bootstrap, entries: entries(1, 2, 3) })], { sync: true });
+      await reopen();
+      expect(plain(await store.load("b:join"))).toEqual(expected(hs(3, 0), bootstrap, entries(1, 2, 3)));
+    });
+
     it("compacts with saveSnapshot: drops entries up to the index, later appends continue", async () => {
       await store.write([w("g", { hardState: hs(1, 8), entries: entries(1, 10, 1) })], { sync: true });
       await store.saveSnapshot("g", snapshot(6, 1));

@@ -132,6 +132,33 @@ describe("MemoryLogStore crash simulation", () => {
   });
 });
 
+describe("MemoryLogStore write failures", () => {
+  it("a failed write rejects with INTERNAL and the store refuses everything after it; a restart recovers", async () => {
+    const store = new MemoryLogStore();
+    await store.write([w("g", hs(1, 0), range(1, 2, 1))], { sync: true });
+    store.failNextWrite();
+    const error = await store.write([w("g", null, range(3, 3, 1))], { sync: true }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: "INTERNAL", message: expect.stringMatching(/log store failed while writing .*restart the node: EIO/) });
+    await expect(store.load("g")).rejects.toBe(error);
+    await expect(store.setMeta("k", new Uint8Array([1]))).rejects.toBe(error);
+    const after = store.crash();
+    expect(shape(await after.load("g")).indexes).toEqual([1, 2]);
+  });
+
+  it("a failed snapshot file write rejects and changes nothing", async () => {
+    const store = new MemoryLogStore();
+    await store.write([w("g", hs(1, 3), range(1, 4, 1))], { sync: true });
+    store.failNextWrite();
+    await expect(store.saveSnapshot("g", snap(3, 1))).rejects.toMatchObject({ code: "INTERNAL" });
+    expect(shape(await store.load("g"))).toMatchObject({ snapshotIndex: null, indexes: [1, 2, 3, 4] });
+    await store.saveSnapshot("g", snap(3, 1));
+    expect(shape(await store.load("g"))).toMatchObject({ snapshotIndex: 3, indexes: [4] });
+  });
+});
+
 describe("MemoryLogStore fault injection and load() verification", () => {
   async function seeded(): Promise<MemoryLogStore> {
     const store = new MemoryLogStore();
