@@ -135,7 +135,10 @@ export class Checkers implements DiskObserver {
       if (!SENDABLE_BEFORE_PERSIST.has(message.type)) this.fail("ready-contract", `${node.id} sends ${message.type} before persisting`);
     }
     if (ready.softState !== null && ready.softState.role === "leader") {
-      this.recordLeader(node.id, node.core!.status().term);
+      // Checked here too, not only after the step: a leadership can begin and end within one step.
+      const term = node.core!.status().term;
+      this.recordLeader(node.id, term);
+      this.checkNewLeader(node, term);
     }
     if (ready.committedEntries.length > 0) this.checkCommitted(node, ready);
   }
@@ -205,12 +208,15 @@ export class Checkers implements DiskObserver {
       if (status.term > this.maxTerm) this.maxTerm = status.term;
       if (status.role !== "leader") continue;
       this.recordLeader(node.id, status.term);
-      const key = `${node.id}@${status.term}#${node.incarnation}`;
-      if (!this.leadersChecked.has(key)) {
-        this.leadersChecked.add(key);
-        this.checkLeaderCompleteness(node, status.term);
-      }
+      this.checkNewLeader(node, status.term);
     }
+  }
+
+  private checkNewLeader(node: SimNode, term: number): void {
+    const key = `${node.id}@${term}#${node.incarnation}`;
+    if (this.leadersChecked.has(key)) return;
+    this.leadersChecked.add(key);
+    this.checkLeaderCompleteness(node, term);
   }
 
   /** A leader of `term` must hold every entry known committed before `term` began. */

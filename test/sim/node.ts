@@ -181,9 +181,10 @@ export class SimNode {
   crash(): string {
     const outcome = this.disk.crash(this.rng.fork(`crash-${this.incarnation}`));
     // What the driver acknowledged to the core as durable (a synced term and vote) must survive.
+    // The disk may be ahead of it (a later batch landed), never behind.
     const kept = this.disk.durable.hardState;
     const acked = this.syncedHardState;
-    if (kept.term < acked.term || (kept.term === acked.term && kept.vote !== acked.vote)) {
+    if (kept.term < acked.term || (kept.term === acked.term && acked.vote !== null && kept.vote !== acked.vote)) {
       this.env.diskObserver.durabilityViolation(
         this.id,
         `the crash lost term ${acked.term} vote ${acked.vote ?? "-"} acknowledged as durable (disk has term ${kept.term} vote ${kept.vote ?? "-"})`,

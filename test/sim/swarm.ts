@@ -427,19 +427,24 @@ export class Swarm {
       if (this.cluster.list.length >= MAX_NODES) return false;
       change = { type: "addLearner", nodeId: this.cluster.newNodeId() };
     } else if (fault.kind === "promote") {
-      // Learners catch up before they vote: promote only one whose match is near the commit index.
-      const ready = learners.filter((id) => (status.progress?.[id]?.match ?? 0) + 5 >= status.commit);
-      if (ready.length === 0) return false;
-      change = { type: "addVoter", nodeId: ready[fault.b % ready.length]! };
+      // Learners should catch up before they vote: usually promote one whose match is near the
+      // commit index; sometimes any learner (a lagging new voter costs availability, never safety).
+      const caughtUp = learners.filter((id) => (status.progress?.[id]?.match ?? 0) + 5 >= status.commit);
+      const pool = fault.a % 4 === 0 ? learners : caughtUp;
+      if (pool.length === 0) return false;
+      change = { type: "addVoter", nodeId: pool[fault.b % pool.length]! };
     } else {
+      // Remove a voter (the leader included) or a learner; sometimes demote a voter to learner.
       const candidates = voters.length > 3 ? [...voters, ...learners] : learners;
       if (candidates.length === 0) return false;
-      change = { type: "removeNode", nodeId: candidates[fault.b % candidates.length]! };
+      const nodeId = candidates[fault.b % candidates.length]!;
+      const demote = fault.a % 3 === 0 && voters.includes(nodeId);
+      change = { type: demote ? "addLearner" : "removeNode", nodeId };
     }
     return this.cluster.proposeConfChange(leader.id, change, (result) => {
       this.cluster.count(result.ok ? `conf:${change.type}` : `conf-refused:${change.type}`);
       this.cluster.trace(`propose ${change.type} ${change.nodeId} on ${leader.id}: ${result.ok ? `index ${result.index}` : result.error.code}`);
-      if (result.ok && change.type === "addLearner") {
+      if (result.ok && change.type === "addLearner" && this.cluster.node(change.nodeId) === undefined) {
         const node = this.cluster.addNode(change.nodeId, EMPTY_CONF);
         this.scheduleTicks(node);
       }
