@@ -40,8 +40,15 @@ import type {
  */
 const LEADER_SENDS: ReadonlySet<MessageType> = new Set<MessageType>(["app", "heartbeat", "timeoutNow", "readIndexResp"]);
 
-/** Requests only a leader sends: accepted from any sender (a joining node does not know the leader yet). */
-const FROM_LEADER: ReadonlySet<MessageType> = new Set<MessageType>(["app", "heartbeat", "snap", "timeoutNow", "readIndexResp"]);
+/**
+ * Messages only a member of our configuration may send us: the responses a leader or candidate
+ * counts, and read requests. Everything else is accepted from any sender: a joining node does not
+ * know its leader yet, and a node whose configuration lags must still answer the vote requests of
+ * members it has not heard of, or a group can wedge (e.g. a voter added before it caught up, whose
+ * vote the surviving members need). Removed nodes are kept from disrupting elections by PreVote and
+ * the leader lease instead (thesis §4.2.3).
+ */
+const MEMBERS_ONLY: ReadonlySet<MessageType> = new Set<MessageType>(["appResp", "heartbeatResp", "voteResp", "preVoteResp", "readIndex"]);
 
 export class Raft {
   readonly id: NodeId;
@@ -318,7 +325,7 @@ export class Raft {
       this.logLine(`dropped ${m.type} addressed ${m.from} -> ${m.to}`);
       return;
     }
-    if (!FROM_LEADER.has(m.type) && !this.isMember(m.from)) {
+    if (MEMBERS_ONLY.has(m.type) && !this.isMember(m.from)) {
       this.logLine(`dropped ${m.type} from unknown node ${m.from}`);
       return;
     }

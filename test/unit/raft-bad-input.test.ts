@@ -64,7 +64,7 @@ describe("raft bad input", () => {
     leader.step(msg({ type: "appResp", from: "n2", to: "n3", term: 1, index: 3 }));
     leader.step(msg({ type: "appResp", from: "n1", to: "n1", term: 1, index: 3 }));
     leader.step(msg({ type: "appResp", from: "n9", to: "n1", term: 1, index: 3 }));
-    leader.step(msg({ type: "vote", from: "n9", to: "n1", term: 7, index: 99, logTerm: 7 }));
+    leader.step(msg({ type: "heartbeatResp", from: "n9", to: "n1", term: 1 }));
     leader.step(msg({ type: "readIndex", from: "n9", to: "n1", term: 1, context: bytes("x") }));
     expect(leader.status()).toEqual(before);
     expect(leader.hasReady()).toBe(false);

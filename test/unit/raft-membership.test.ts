@@ -97,6 +97,26 @@ describe("raft membership: adding nodes", () => {
     expect(net.leader()).toBe("n4");
   });
 
+  it("a voter added before it caught up can still give the vote the group needs", () => {
+    // {n1, n2} adds n3 while n3 is unreachable (committed by n1 and n2), then n1 fails for good. n2
+    // needs n3's vote, and n3 is still blank: it must vote for a member it has never heard of.
+    const net = RaftNetwork.create(["n1", "n2"], options);
+    net.campaign("n1");
+    net.addBlankNode("n3", options);
+    net.isolate("n3");
+    net.core("n1").proposeConfChange({ type: "addVoter", nodeId: "n3" });
+    settle(net);
+    expect(net.core("n2").status().confState.voters).toEqual(["n1", "n2", "n3"]);
+    expect(net.core("n3").status().confState.voters).toEqual([]);
+    net.heal();
+    net.isolate("n1");
+    net.tickUntil(() => net.leaders().includes("n2"), 200);
+    net.core("n2").propose(bytes("after"));
+    settle(net);
+    expect(net.appliedData("n3")).toEqual(["after"]);
+    expect(net.core("n3").status().confState.voters).toEqual(["n1", "n2", "n3"]);
+  });
+
   it("allows one pending change at a time, and none before the term's no-op commits", () => {
     const net = RaftNetwork.create(["n1", "n2", "n3"], options);
     net.core("n1").campaign();
