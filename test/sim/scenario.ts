@@ -24,6 +24,8 @@
  *   cut <a> -> <b>                   block a -> b only
  *   heal                             unblock everything
  *   crash <node> / restart <node>    power loss (unsynced writes lost) / restart from disk
+ *   hold-disk <node>                 the node's synced writes stay in flight (core frozen) ...
+ *   release-disk <node>              ... until released: the write completes and the node resumes
  *   compact <node> [<keep>]          snapshot at applied, compact leaving <keep> entries
  *   status [<node>...]   log <node>   state <node>
  *   expect-leader <node>             <node> is leader and every live voter that knows a leader names it
@@ -106,6 +108,9 @@ class Scenario {
   private queue: Queued[] = [];
   private blocked = new Set<string>();
   private lastRefused: boolean | null = null;
+  /** Nodes whose synced writes are held in flight, and those with a held write pending. */
+  private readonly heldDisks = new Set<string>();
+  private readonly heldWrites = new Map<string, number>();
   private line = 0;
 
   run(text: string): string {
@@ -206,6 +211,8 @@ class Scenario {
         this.blocked.clear();
         return;
       case "crash":
+        this.heldDisks.delete(this.node(args[0]).id);
+        this.heldWrites.delete(this.node(args[0]).id);
         this.c.crash(this.node(args[0]));
         out.push(`  ${this.node(args[0]).id} crashed`);
         return;
@@ -213,6 +220,22 @@ class Scenario {
         const node = this.node(args[0]);
         this.c.restart(node);
         out.push(`  ${node.id} restarted: term ${node.hardState.term} vote ${node.hardState.vote ?? "-"} commit ${node.hardState.commit} applied ${node.machine.applied}`);
+        return;
+      }
+      case "hold-disk":
+        this.heldDisks.add(this.node(args[0]).id);
+        return;
+      case "release-disk": {
+        const node = this.node(args[0]);
+        this.heldDisks.delete(node.id);
+        const incarnation = this.heldWrites.get(node.id);
+        this.heldWrites.delete(node.id);
+        if (incarnation === undefined) {
+          out.push(`  ${node.id}: no write in flight`);
+          return;
+        }
+        out.push(`  ${node.id}: write completes`);
+        node.diskDone(incarnation);
         return;
       }
       case "compact": {
@@ -257,7 +280,12 @@ class Scenario {
       inflightBytesMax: 0,
       uncommittedBytesMax: Number(options.get("uncommitted") ?? 0),
     };
-    this.cluster = new ScenarioCluster({ settings, rng: new Prng(Number(options.get("seed") ?? 1)) });
+    this.cluster = new ScenarioCluster({
+      settings,
+      rng: new Prng(Number(options.get("seed") ?? 1)),
+      diskLatency: (node) => (this.heldDisks.has(node.id) ? 1 : 0),
+      scheduleDiskDone: (node, incarnation) => this.heldWrites.set(node.id, incarnation),
+    });
     this.cluster.out = out;
     this.cluster.transport = { send: (_from, message) => this.queue.push({ message }) };
     for (const node of this.cluster.bootstrap(count)) out.push(`  ${node.id} started: voters=[${node.confState.voters.join(",")}]`);
