@@ -9,7 +9,7 @@
  * before the command's own event.
  */
 import { CairnError, keyExists, wrongLastRevision } from "../shared/errors.ts";
-import { RecordLog, EMPTY_VALUE, FLAG_MAX_AGE, OP_DEL, OP_MASK, OP_PURGE, OP_PUT } from "./record-log.ts";
+import { RecordLog, EMPTY_VALUE, FLAG_MAX_AGE, OP_DEL, OP_PURGE, OP_PUT } from "./record-log.ts";
 import type { BucketConfig, BucketStatus, KvResult, WatchEvent } from "./types.ts";
 
 /** Result of a failed write, as a value (never thrown: every replica must record the same outcome). */
@@ -57,25 +57,25 @@ export class Bucket {
 
     const log = this.log;
     let id = log.keyId(key);
-    const newest = id === -1 ? -1 : log.keyHead[id]!;
-    const lastRevision = newest === -1 ? 0 : log.revisionOf[newest]!;
-    if (kind === "create" && newest !== -1 && (log.opOf[newest]! & OP_MASK) === OP_PUT) {
-      return failure(keyExists(lastRevision));
+    if (kind !== "put") {
+      const newest = id === -1 ? -1 : log.newest(id);
+      const lastRevision = newest === -1 ? 0 : log.revision(newest);
+      if (kind === "create" && newest !== -1 && log.isPut(newest)) return failure(keyExists(lastRevision));
+      if (kind === "update" && lastRevision !== expected) return failure(wrongLastRevision(lastRevision));
     }
-    if (kind === "update" && lastRevision !== expected) return failure(wrongLastRevision(lastRevision));
     if (config.maxBytes >= 0) {
       // The write's own trim frees the key's oldest record when the key is at its history depth.
-      const oldest = id !== -1 && log.keyCount[id]! >= config.history ? log.keyTail[id]! : -1;
-      const freed = oldest === -1 ? 0 : key.length + log.lengthOf[oldest]!;
+      const oldest = id !== -1 && log.count(id) >= config.history ? log.oldest(id) : -1;
+      const freed = oldest === -1 ? 0 : key.length + log.valueLength(oldest);
       if (log.bytes + key.length + value.length - freed > config.maxBytes) {
         return failure(new CairnError("BUCKET_FULL", "maximum bytes exceeded"));
       }
     }
     if (id === -1) id = log.ensureKey(key);
     const slot = log.append(id, OP_PUT, value, now, ttlMs === undefined ? 0 : now + ttlMs, log.lastRevision + 1);
-    events.push({ bucket: this.name, record: log.record(slot) });
+    events.push({ bucket: this.name, record: log.record(slot, key) });
     this.trim(id);
-    return { ok: true, revision: log.revisionOf[slot]! };
+    return { ok: true, revision: log.revision(slot) };
   }
 
   /**
@@ -95,16 +95,16 @@ export class Bucket {
     const log = this.log;
     if (expected !== undefined) {
       const id = log.keyId(key);
-      const lastRevision = id === -1 ? 0 : log.revisionOf[log.keyHead[id]!]!;
+      const lastRevision = id === -1 ? 0 : log.revision(log.newest(id));
       if (lastRevision !== expected) return failure(wrongLastRevision(lastRevision));
     }
     const id = log.ensureKey(key);
     const op = kind === "delete" ? OP_DEL : OP_PURGE;
     const slot = log.append(id, op, EMPTY_VALUE, now, ttlMs === undefined ? 0 : now + ttlMs, log.lastRevision + 1);
-    events.push({ bucket: this.name, record: log.record(slot) });
+    events.push({ bucket: this.name, record: log.record(slot, key) });
     if (kind === "purge") log.removeOlderThan(id, slot);
     else this.trim(id);
-    return { ok: true, revision: log.revisionOf[slot]! };
+    return { ok: true, revision: log.revision(slot) };
   }
 
   /**
@@ -117,13 +117,13 @@ export class Bucket {
     const log = this.log;
     const threshold = now - olderThanMs;
     const deleted: number[] = [];
-    for (const id of log.keyIds.values()) {
-      if ((log.opOf[log.keyHead[id]!]! & OP_MASK) !== OP_PUT) deleted.push(id);
+    for (const id of log.keyIdList()) {
+      if (!log.isPut(log.newest(id))) deleted.push(id);
     }
     let removed = 0;
     for (const id of deleted) {
-      const marker = log.keyHead[id]!;
-      const keep = olderThanMs > 0 && log.createdOf[marker]! > threshold;
+      const marker = log.newest(id);
+      const keep = olderThanMs > 0 && log.created(marker) > threshold;
       removed += keep ? log.removeOlderThan(id, marker) : log.removeKey(id);
     }
     return removed;
@@ -138,7 +138,7 @@ export class Bucket {
   updateConfig(next: BucketConfig, now: number, events: WatchEvent[]): void {
     const lowered = next.history < this.config.history;
     this.config = next;
-    if (lowered) for (const id of this.log.keyIds.values()) this.trim(id);
+    if (lowered) for (const id of this.log.keyIdList()) this.trim(id);
     this.expire(now, events);
   }
 
@@ -156,8 +156,8 @@ export class Bucket {
     let removed = 0;
     for (;;) {
       const ttl = this.config.ttlMs;
-      const front = log.head;
-      const frontDue = ttl > 0 && log.live > 0 ? log.createdOf[front]! + ttl : Infinity;
+      const front = log.first;
+      const frontDue = ttl > 0 && log.live > 0 ? log.created(front) + ttl : Infinity;
       const heapSlot = this.expiryTop();
       const heapDue = heapSlot === -1 ? Infinity : log.expiry.peekTime();
       if (frontDue > now && heapDue > now) break;
@@ -176,7 +176,7 @@ export class Bucket {
   nextExpiryAt(): number | null {
     const log = this.log;
     const ttl = this.config.ttlMs;
-    const frontDue = ttl > 0 && log.live > 0 ? log.createdOf[log.head]! + ttl : Infinity;
+    const frontDue = ttl > 0 && log.live > 0 ? log.created(log.first) + ttl : Infinity;
     const heapDue = this.expiryTop() === -1 ? Infinity : log.expiry.peekTime();
     const due = Math.min(frontDue, heapDue);
     return due === Infinity ? null : due;
@@ -190,20 +190,20 @@ export class Bucket {
       values: log.live,
       bytes: log.bytes,
       revision: log.lastRevision,
-      firstRevision: log.live === 0 ? 0 : log.revisionOf[log.head]!,
-      keys: log.keyIds.size,
+      firstRevision: log.live === 0 ? 0 : log.revision(log.first),
+      keys: log.keyCount,
     };
   }
 
   private expireSlot(slot: number, now: number, events: WatchEvent[]): number {
     const log = this.log;
-    const id = log.keyOf[slot]!;
-    if (log.keyHead[id] !== slot) {
+    const id = log.keyOf(slot);
+    if (log.newest(id) !== slot) {
       log.remove(slot);
       return 1;
     }
     const markerTtl = this.config.markerTtlMs;
-    if ((log.opOf[slot]! & OP_MASK) !== OP_PUT || markerTtl === 0) return log.removeKey(id);
+    if (!log.isPut(slot) || markerTtl === 0) return log.removeKey(id);
     const marker = log.append(id, OP_PURGE | FLAG_MAX_AGE, EMPTY_VALUE, now, now + markerTtl, log.lastRevision + 1);
     events.push({ bucket: this.name, record: log.record(marker) });
     return log.removeOlderThan(id, marker);
@@ -225,6 +225,6 @@ export class Bucket {
   private trim(id: number): void {
     const log = this.log;
     const history = this.config.history;
-    while (log.keyCount[id]! > history) log.remove(log.keyTail[id]!);
+    while (log.count(id) > history) log.remove(log.oldest(id));
   }
 }

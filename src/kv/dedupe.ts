@@ -30,6 +30,7 @@ export class DedupeWindow {
 
   /** Forgets entries that are windowMs old or older at `now`. */
   evict(now: number): void {
+    if (this.entries.size === 0) return;
     for (const entry of this.entries.values()) {
       if (now - entry.time < this.windowMs) break;
       this.entries.delete(entry.requestId);

@@ -8,7 +8,7 @@
  * the requested revision on and stop as soon as a page is full.
  */
 import { matchAny, matchFilter, type CompiledFilter } from "./names.ts";
-import { OP_MASK, OP_PUT, type RecordLog } from "./record-log.ts";
+import type { RecordLog } from "./record-log.ts";
 
 /** Which records of the matching keys a query selects. */
 export type Selection =
@@ -60,8 +60,8 @@ function candidateKeys(log: RecordLog, filters: readonly CompiledFilter[], budge
       if (id !== -1) add(id);
       continue;
     }
-    const complete = log.sorted.scanPrefix(f.prefix, (key) => {
-      if (matchFilter(f.filter, key)) add(log.keyIds.get(key)!);
+    const complete = log.sorted.scanPrefix(f.prefix, (key, id) => {
+      if (matchFilter(f.filter, key)) add(id);
       return ++visited <= budget;
     });
     if (!complete) return null;
@@ -85,13 +85,13 @@ function fromKeys(log: RecordLog, ids: readonly number[], selection: Selection, 
   const { afterRevision, limit } = page;
   const slots: number[] = [];
   for (const id of ids) {
-    const newest = log.keyHead[id]!;
+    const newest = log.newest(id);
     if (selection === "all") {
-      for (let slot = log.keyTail[id]!; slot !== -1; slot = log.nextOf[slot]!) {
-        if (log.revisionOf[slot]! > afterRevision) slots.push(slot);
+      for (let slot = log.oldest(id); slot !== -1; slot = log.newer(slot)) {
+        if (log.revision(slot) > afterRevision) slots.push(slot);
       }
-    } else if (log.revisionOf[newest]! > afterRevision) {
-      if (selection === "latest" || (log.opOf[newest]! & OP_MASK) === OP_PUT) slots.push(newest);
+    } else if (log.revision(newest) > afterRevision) {
+      if (selection === "latest" || log.isPut(newest)) slots.push(newest);
     }
   }
   const sorted = Int32Array.from(slots).sort();
@@ -103,13 +103,13 @@ function walkLog(log: RecordLog, filters: readonly CompiledFilter[], selection: 
   const { afterRevision, limit } = page;
   const all = filters.some((f) => f.all);
   const slots: number[] = [];
-  const tail = log.tail;
-  for (let slot = log.lowerSlot(afterRevision + 1); slot < tail; slot++) {
-    const id = log.keyOf[slot]!;
+  const end = log.end;
+  for (let slot = log.lowerSlot(afterRevision + 1); slot < end; slot++) {
+    const id = log.keyOf(slot);
     if (id === -1) continue;
-    if (selection !== "all" && log.keyHead[id] !== slot) continue;
-    if (selection === "latestPut" && (log.opOf[slot]! & OP_MASK) !== OP_PUT) continue;
-    if (!all && !matchAny(filters, log.keyNames[id]!)) continue;
+    if (selection !== "all" && log.newest(id) !== slot) continue;
+    if (selection === "latestPut" && !log.isPut(slot)) continue;
+    if (!all && !matchAny(filters, log.keyName(id))) continue;
     if (slots.length === limit) return { slots: Int32Array.from(slots), done: false };
     slots.push(slot);
   }

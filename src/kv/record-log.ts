@@ -1,41 +1,89 @@
 /**
- * The retained records of one bucket, stored column-wise for memory and speed (a million keys must fit
- * in well under 250 bytes of overhead each; one JS object per record with a Uint8Array value would use
- * that on its own).
+ * The retained records of one bucket, packed into typed arrays for memory and speed: a million keys must
+ * fit in well under 250 bytes of overhead each (one JS object per record with its own Uint8Array value
+ * would use that alone), and a get or an overwrite should touch few cache lines.
  *
  * Records live in slots ordered by revision (slot order = revision order = time order, because
- * revisions and clamped leader time only grow). Removing a record turns its slot into a tombstone; the
- * arrays are compacted when they fill up, so removal anywhere is O(1) amortized. Each key's records form
- * a doubly linked list through `prevOf`/`nextOf` (older/newer record of the same key), with the key's
- * newest and oldest slot in `keyHead`/`keyTail`: history trimming and purges touch only that key.
+ * revisions and the clamped leader time only grow). A slot is one 48-byte row of a shared buffer, so a
+ * record's fields sit in one or two cache lines:
  *
- * Keys get small integer ids (reused after a key loses its last record), kept in a Map from name to id,
- * and in a SortedKeys index for prefix scans. Values sit in a ValueArena. Records with their own expiry
- * (per-key TTL, markers) are also entered into an ExpiryHeap.
+ *   Float64 view, 6 per slot:  0 revision | 1 created | 2 expiresAt (0 = none)
+ *   Int32 view, 12 per slot:   6 key id (-1 = removed) | 7 prev | 8 next | 9 value chunk (-1 = empty)
+ *                              | 10 value offset << 3 | operation code and flags | 11 value length
+ *
+ * Removing a record turns its slot into a tombstone; the rows are compacted when the buffer fills up, so
+ * removal anywhere is O(1) amortized. Each key's records form a doubly linked list (prev = next older
+ * record of the key, next = next newer), and each key has a 16-byte row (newest slot, oldest slot,
+ * record count and key length, name hash): history trimming and purges touch only that key.
+ *
+ * Keys get small integer ids (reused after a key loses its last record), found by name through a
+ * KeyTable and listed in order in a SortedKeys index for prefix scans. Values sit in a ValueArena.
+ * Records with their own expiry (per-key TTL, markers) are also entered into an ExpiryHeap.
  *
  * This class maintains the structure only; the rules (CAS, limits, expiry) are in bucket.ts.
  */
 import { assert } from "../shared/assert.ts";
 import { ExpiryHeap } from "./expiry-heap.ts";
+import { hashKey, KeyTable, type KeyNames } from "./key-table.ts";
 import { SortedKeys } from "./sorted-keys.ts";
 import type { KvRecord, Operation } from "./types.ts";
-import { ValueArena } from "./value-arena.ts";
+import { VALUE_OFFSET_LIMIT, ValueArena } from "./value-arena.ts";
 
-/** Operation codes in `opOf` (low two bits) and the MaxAge marker flag. */
+/** Operation codes (low two bits) and the MaxAge marker flag. */
 export const OP_PUT = 0;
 export const OP_DEL = 1;
 export const OP_PURGE = 2;
 export const OP_MASK = 3;
 export const FLAG_MAX_AGE = 4;
+const OP_BITS = 3;
 
 export const OPERATIONS: readonly Operation[] = ["PUT", "DEL", "PURGE"];
 
 export const EMPTY_VALUE: Uint8Array = new Uint8Array(0);
 
+const SLOT_F64 = 6;
+const SLOT_I32 = 12;
+const F_REVISION = 0;
+const F_CREATED = 1;
+const F_EXPIRES = 2;
+const I_KEY = 6;
+const I_PREV = 7;
+const I_NEXT = 8;
+const I_CHUNK = 9;
+const I_OFFSET_OP = 10;
+const I_LENGTH = 11;
+
+const KEY_I32 = 4;
+const K_NEWEST = 0;
+const K_OLDEST = 1;
+/** Record count in the low 8 bits (<= 65), key length above. */
+const K_COUNT_LENGTH = 2;
+const K_HASH = 3;
+const COUNT_BITS = 8;
+const COUNT_MASK = (1 << COUNT_BITS) - 1;
+/** Keys longer than this cannot be stored (their length must fit next to the count). */
+export const KEY_LENGTH_LIMIT = 2 ** (31 - COUNT_BITS) - 1;
+
 const SLOTS_MIN = 16;
 const KEYS_MIN = 16;
 /** Rebuild the expiry heap when more than this many of its entries (and half) are dead. */
 const EXPIRY_DEAD_MIN = 1024;
+
+assert(VALUE_OFFSET_LIMIT <= 2 ** (31 - OP_BITS), "value offsets must fit next to the operation bits");
+
+/**
+ * A key string that owns its characters. Strings decoded from a log entry are often slices of a larger
+ * string (V8 SlicedString), and a stored slice would keep its whole parent alive for as long as the key
+ * exists; a key is stored for a long time, so it is copied once, when it is new.
+ */
+function flatCopy(key: string): string {
+  if (key.length < 13) return key; // V8 copies substrings this short anyway
+  const codes = new Array<number>(key.length);
+  for (let i = 0; i < key.length; i++) codes[i] = key.charCodeAt(i);
+  return String.fromCharCode.apply(null, codes);
+}
+
+type MutableRecord = { -readonly [K in keyof KvRecord]: KvRecord[K] };
 
 /**
  * A log's retained records in canonical form, as snapshots store them: keys in ascending order, records
@@ -55,105 +103,193 @@ export interface LogColumns {
   readonly values: Uint8Array;
 }
 
-type MutableRecord = { -readonly [K in keyof KvRecord]: KvRecord[K] };
-
-export class RecordLog {
-  // ---- slots: one per record, [head, tail) in use, ordered by revision ----
-  capacity = 0;
-  revisionOf = new Float64Array(0);
-  createdOf = new Float64Array(0);
-  /** Own expiry time (per-key TTL or marker TTL); 0 = none. */
-  expiresOf = new Float64Array(0);
-  /** Key id; -1 marks a removed record (tombstone). */
-  keyOf = new Int32Array(0);
-  /** Slot of the key's next older / newer record, -1 at the ends. */
-  prevOf = new Int32Array(0);
-  nextOf = new Int32Array(0);
-  /** Value location in the arena (chunk -1 when the value is empty). */
-  chunkOf = new Int32Array(0);
-  offsetOf = new Uint32Array(0);
-  lengthOf = new Uint32Array(0);
-  /** Operation code | flags. */
-  opOf = new Uint8Array(0);
-  /** Invariant: head === tail, or keyOf[head] !== -1 (head is the oldest retained record). */
-  head = 0;
-  tail = 0;
+export class RecordLog implements KeyNames {
+  // ---- slots: rows [first, end) in use, ordered by revision ----
+  private capacity!: number;
+  private f64!: Float64Array;
+  private i32!: Int32Array;
+  /** Invariant: first === end, or slot `first` is retained (it is the oldest retained record). */
+  first!: number;
+  /** One past the last slot in use. */
+  end!: number;
   /** Retained records. */
-  live = 0;
+  live!: number;
   /** Key bytes + value bytes of retained records. */
-  bytes = 0;
+  bytes!: number;
   /** Last revision assigned; survives clear(). */
   lastRevision = 0;
 
   // ---- keys ----
-  readonly keyIds = new Map<string, number>();
-  keyNames: (string | undefined)[] = [];
-  keyHead = new Int32Array(0);
-  keyTail = new Int32Array(0);
-  /** Retained records per key (<= history <= 64). Invariant: > 0 for every id in keyIds. */
-  keyCount = new Uint8Array(0);
-  private freeKeyIds: number[] = [];
-  private nextKeyId = 0;
-  sorted = new SortedKeys();
+  private keys!: KeyTable;
+  private keyNames!: (string | undefined)[];
+  private keyRows!: Int32Array;
+  private freeKeyIds!: number[];
+  private nextKeyId!: number;
+  sorted!: SortedKeys;
 
-  arena = new ValueArena();
-  readonly expiry = new ExpiryHeap();
+  private arena!: ValueArena;
+  expiry!: ExpiryHeap;
   /** Entries in `expiry` whose record was removed. */
-  expiryDead = 0;
+  expiryDead!: number;
+
+  constructor(expectedKeys = 0) {
+    this.reset(expectedKeys);
+  }
+
+  /** Empties the log (lastRevision excepted). */
+  private reset(expectedKeys: number): void {
+    this.capacity = 0;
+    this.f64 = new Float64Array(0);
+    this.i32 = new Int32Array(0);
+    this.first = 0;
+    this.end = 0;
+    this.live = 0;
+    this.bytes = 0;
+    this.keys = new KeyTable(this, expectedKeys);
+    this.keyNames = [];
+    this.keyRows = new Int32Array(0);
+    this.freeKeyIds = [];
+    this.nextKeyId = 0;
+    this.sorted = new SortedKeys();
+    this.arena = new ValueArena();
+    this.expiry = new ExpiryHeap();
+    this.expiryDead = 0;
+  }
+
+  // ---- slot fields ----
+  revision(slot: number): number {
+    return this.f64[slot * SLOT_F64 + F_REVISION]!;
+  }
+  created(slot: number): number {
+    return this.f64[slot * SLOT_F64 + F_CREATED]!;
+  }
+  /** Own expiry time (per-key TTL or marker TTL); 0 = none. */
+  expiresAt(slot: number): number {
+    return this.f64[slot * SLOT_F64 + F_EXPIRES]!;
+  }
+  /** Key id of the record, -1 when the slot was removed. */
+  keyOf(slot: number): number {
+    return this.i32[slot * SLOT_I32 + I_KEY]!;
+  }
+  /** The key's next older record, or -1. */
+  older(slot: number): number {
+    return this.i32[slot * SLOT_I32 + I_PREV]!;
+  }
+  /** The key's next newer record, or -1. */
+  newer(slot: number): number {
+    return this.i32[slot * SLOT_I32 + I_NEXT]!;
+  }
+  /** Operation code (OP_PUT, OP_DEL, OP_PURGE). */
+  op(slot: number): number {
+    return this.i32[slot * SLOT_I32 + I_OFFSET_OP]! & OP_MASK;
+  }
+  isPut(slot: number): boolean {
+    return (this.i32[slot * SLOT_I32 + I_OFFSET_OP]! & OP_MASK) === OP_PUT;
+  }
+  valueLength(slot: number): number {
+    return this.i32[slot * SLOT_I32 + I_LENGTH]!;
+  }
+
+  // ---- key fields ----
+  /** Newest slot of key `id`. */
+  newest(id: number): number {
+    return this.keyRows[id * KEY_I32 + K_NEWEST]!;
+  }
+  /** Oldest slot of key `id`. */
+  oldest(id: number): number {
+    return this.keyRows[id * KEY_I32 + K_OLDEST]!;
+  }
+  /** Retained records of key `id` (<= history <= 64). */
+  count(id: number): number {
+    return this.keyRows[id * KEY_I32 + K_COUNT_LENGTH]! & COUNT_MASK;
+  }
+  keyName(id: number): string {
+    return this.keyNames[id]!;
+  }
+  /** KeyNames, for the key table. */
+  nameOf(id: number): string {
+    return this.keyNames[id]!;
+  }
+  hashOf(id: number): number {
+    return this.keyRows[id * KEY_I32 + K_HASH]!;
+  }
+
+  /** Keys with a retained record. */
+  get keyCount(): number {
+    return this.keys.size;
+  }
+
+  /** Ids of every key with a retained record (in no meaningful order). */
+  keyIdList(): number[] {
+    const ids: number[] = [];
+    for (let id = 0; id < this.nextKeyId; id++) if (this.keyNames[id] !== undefined) ids.push(id);
+    return ids;
+  }
 
   /** Key id, or -1 when the key has no retained record. */
   keyId(key: string): number {
-    const id = this.keyIds.get(key);
-    return id === undefined ? -1 : id;
+    return this.keys.find(key, hashKey(key));
   }
 
   /** Id of a key, registering it (with no records yet) when new. */
   ensureKey(key: string): number {
-    const existing = this.keyIds.get(key);
-    if (existing !== undefined) return existing;
-    let id: number;
-    if (this.freeKeyIds.length > 0) id = this.freeKeyIds.pop()!;
-    else {
-      id = this.nextKeyId++;
-      if (id >= this.keyHead.length) this.growKeys();
-    }
-    this.keyIds.set(key, id);
-    this.keyNames[id] = key;
-    this.keyHead[id] = -1;
-    this.keyTail[id] = -1;
-    this.keyCount[id] = 0;
-    this.sorted.insert(key);
+    const hash = hashKey(key);
+    const existing = this.keys.find(key, hash);
+    if (existing !== -1) return existing;
+    assert(key.length <= KEY_LENGTH_LIMIT, "key longer than the record log supports");
+    const name = flatCopy(key);
+    const id = this.newKeyId();
+    this.keyNames[id] = name;
+    const row = id * KEY_I32;
+    this.keyRows[row + K_NEWEST] = -1;
+    this.keyRows[row + K_OLDEST] = -1;
+    this.keyRows[row + K_COUNT_LENGTH] = key.length << COUNT_BITS;
+    this.keyRows[row + K_HASH] = hash;
+    this.keys.insert(id, hash);
+    this.sorted.insert(name, id);
+    return id;
+  }
+
+  private newKeyId(): number {
+    if (this.freeKeyIds.length > 0) return this.freeKeyIds.pop()!;
+    const id = this.nextKeyId++;
+    if ((id + 1) * KEY_I32 > this.keyRows.length) this.growKeys();
     return id;
   }
 
   /** Appends a record as the newest of key `id`; returns its slot. The revision must be the next one. */
   append(id: number, op: number, value: Uint8Array, created: number, expiresAt: number, revision: number): number {
     assert(revision > this.lastRevision, "revisions must increase");
-    if (this.tail === this.capacity) this.makeRoom();
-    const slot = this.tail++;
+    if (this.end === this.capacity) this.makeRoom();
+    const slot = this.end++;
     this.lastRevision = revision;
-    this.revisionOf[slot] = revision;
-    this.createdOf[slot] = created;
-    this.expiresOf[slot] = expiresAt;
-    this.keyOf[slot] = id;
-    this.opOf[slot] = op;
-    const newest = this.keyHead[id]!;
-    this.prevOf[slot] = newest;
-    this.nextOf[slot] = -1;
-    if (newest === -1) this.keyTail[id] = slot;
-    else this.nextOf[newest] = slot;
-    this.keyHead[id] = slot;
-    this.keyCount[id]!++;
+    const f = slot * SLOT_F64;
+    this.f64[f + F_REVISION] = revision;
+    this.f64[f + F_CREATED] = created;
+    this.f64[f + F_EXPIRES] = expiresAt;
+    const i = slot * SLOT_I32;
+    const i32 = this.i32;
+    const row = id * KEY_I32;
+    const keyRows = this.keyRows;
+    const newest = keyRows[row + K_NEWEST]!;
+    i32[i + I_KEY] = id;
+    i32[i + I_PREV] = newest;
+    i32[i + I_NEXT] = -1;
+    if (newest === -1) keyRows[row + K_OLDEST] = slot;
+    else i32[newest * SLOT_I32 + I_NEXT] = slot;
+    keyRows[row + K_NEWEST] = slot;
+    const countLength = keyRows[row + K_COUNT_LENGTH]! + 1;
+    keyRows[row + K_COUNT_LENGTH] = countLength;
     const length = value.length;
-    this.lengthOf[slot] = length;
+    i32[i + I_LENGTH] = length;
     if (length === 0) {
-      this.chunkOf[slot] = -1;
-      this.offsetOf[slot] = 0;
+      i32[i + I_CHUNK] = -1;
+      i32[i + I_OFFSET_OP] = op;
     } else {
-      this.chunkOf[slot] = this.arena.store(value);
-      this.offsetOf[slot] = this.arena.lastOffset;
+      i32[i + I_CHUNK] = this.arena.store(value);
+      i32[i + I_OFFSET_OP] = (this.arena.lastOffset << OP_BITS) | op;
     }
-    this.bytes += this.keyNames[id]!.length + length;
+    this.bytes += (countLength >>> COUNT_BITS) + length;
     this.live++;
     if (expiresAt !== 0) {
       this.expiry.push(expiresAt, revision);
@@ -165,33 +301,39 @@ export class RecordLog {
 
   /** Removes the record in `slot` (any position in its key's list); a key left empty is forgotten. */
   remove(slot: number): void {
-    const id = this.keyOf[slot]!;
+    const i32 = this.i32;
+    const i = slot * SLOT_I32;
+    const id = i32[i + I_KEY]!;
     assert(id !== -1, "RecordLog.remove: slot already removed");
-    const older = this.prevOf[slot]!;
-    const newer = this.nextOf[slot]!;
-    if (older === -1) this.keyTail[id] = newer;
-    else this.nextOf[older] = newer;
-    if (newer === -1) this.keyHead[id] = older;
-    else this.prevOf[newer] = older;
-    const length = this.lengthOf[slot]!;
-    if (length !== 0) this.arena.free(this.chunkOf[slot]!, length);
-    this.bytes -= this.keyNames[id]!.length + length;
-    if (this.expiresOf[slot] !== 0) this.expiryDead++;
-    this.keyOf[slot] = -1;
+    const row = id * KEY_I32;
+    const keyRows = this.keyRows;
+    const older = i32[i + I_PREV]!;
+    const newer = i32[i + I_NEXT]!;
+    if (older === -1) keyRows[row + K_OLDEST] = newer;
+    else i32[older * SLOT_I32 + I_NEXT] = newer;
+    if (newer === -1) keyRows[row + K_NEWEST] = older;
+    else i32[newer * SLOT_I32 + I_PREV] = older;
+    const length = i32[i + I_LENGTH]!;
+    if (length !== 0) this.arena.free(i32[i + I_CHUNK]!, length);
+    const countLength = keyRows[row + K_COUNT_LENGTH]! - 1;
+    keyRows[row + K_COUNT_LENGTH] = countLength;
+    this.bytes -= (countLength >>> COUNT_BITS) + length;
+    if (this.f64[slot * SLOT_F64 + F_EXPIRES] !== 0) this.expiryDead++;
+    i32[i + I_KEY] = -1;
     this.live--;
-    if (--this.keyCount[id]! === 0) this.forgetKey(id);
-    if (slot === this.head) {
-      let head = this.head + 1;
-      while (head < this.tail && this.keyOf[head] === -1) head++;
-      this.head = head;
+    if ((countLength & COUNT_MASK) === 0) this.forgetKey(id);
+    if (slot === this.first) {
+      let first = slot + 1;
+      while (first < this.end && i32[first * SLOT_I32 + I_KEY] === -1) first++;
+      this.first = first;
     }
   }
 
   /** Removes the oldest records of key `id` until `newest` is its only one. Returns how many went. */
   removeOlderThan(id: number, newest: number): number {
     let removed = 0;
-    while (this.keyTail[id] !== newest) {
-      this.remove(this.keyTail[id]!);
+    while (this.oldest(id) !== newest) {
+      this.remove(this.oldest(id));
       removed++;
     }
     return removed;
@@ -199,19 +341,19 @@ export class RecordLog {
 
   /** Removes every record of key `id`. Returns how many went. */
   removeKey(id: number): number {
-    const count = this.keyCount[id]!;
-    for (let i = 0; i < count; i++) this.remove(this.keyTail[id]!);
+    const count = this.count(id);
+    for (let n = 0; n < count; n++) this.remove(this.oldest(id));
     return count;
   }
 
-  /** Slot of the first retained-or-removed slot with revision >= `revision` (tail when none). */
+  /** The first slot (retained or not) with revision >= `revision`; `end` when none. */
   lowerSlot(revision: number): number {
-    let low = this.head;
-    let high = this.tail;
-    const revisions = this.revisionOf;
+    let low = this.first;
+    let high = this.end;
+    const f64 = this.f64;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      if (revisions[mid]! < revision) low = mid + 1;
+      if (f64[mid * SLOT_F64 + F_REVISION]! < revision) low = mid + 1;
       else high = mid;
     }
     return low;
@@ -220,31 +362,41 @@ export class RecordLog {
   /** Slot of the retained record with this revision, or -1. */
   slotOfRevision(revision: number): number {
     const slot = this.lowerSlot(revision);
-    return slot < this.tail && this.revisionOf[slot] === revision && this.keyOf[slot] !== -1 ? slot : -1;
+    return slot < this.end && this.revision(slot) === revision && this.keyOf(slot) !== -1 ? slot : -1;
   }
 
-  /** The record in a retained slot, as handed to callers (a fresh object; the value is a shared view). */
-  record(slot: number): KvRecord {
-    const op = this.opOf[slot]!;
-    const length = this.lengthOf[slot]!;
+  /**
+   * The record in a retained slot, as handed to callers (a fresh object; the value is a shared view).
+   * `key`, when the caller has it at hand, saves a lookup of the key's name.
+   */
+  record(slot: number, key?: string): KvRecord {
+    const i = slot * SLOT_I32;
+    const f = slot * SLOT_F64;
+    const offsetOp = this.i32[i + I_OFFSET_OP]!;
+    const length = this.i32[i + I_LENGTH]!;
     const record: MutableRecord = {
-      key: this.keyNames[this.keyOf[slot]!]!,
-      value: length === 0 ? EMPTY_VALUE : this.arena.view(this.chunkOf[slot]!, this.offsetOf[slot]!, length),
-      revision: this.revisionOf[slot]!,
-      created: this.createdOf[slot]!,
-      operation: OPERATIONS[op & OP_MASK]!,
+      key: key ?? this.keyNames[this.i32[i + I_KEY]!]!,
+      value: length === 0 ? EMPTY_VALUE : this.arena.view(this.i32[i + I_CHUNK]!, offsetOp >>> OP_BITS, length),
+      revision: this.f64[f + F_REVISION]!,
+      created: this.f64[f + F_CREATED]!,
+      operation: OPERATIONS[offsetOp & OP_MASK]!,
     };
-    const expiresAt = this.expiresOf[slot]!;
+    const expiresAt = this.f64[f + F_EXPIRES]!;
     if (expiresAt !== 0) record.expiresAt = expiresAt;
-    if ((op & FLAG_MAX_AGE) !== 0) record.reason = "MaxAge";
+    if ((offsetOp & FLAG_MAX_AGE) !== 0) record.reason = "MaxAge";
     return record;
+  }
+
+  /** Drops every record and key; lastRevision stays (revisions are never reused). */
+  clear(): void {
+    this.reset(0);
   }
 
   /** The retained records in canonical form (see LogColumns). */
   toColumns(): LogColumns {
-    const keys = this.sorted.toArray();
-    const position = new Int32Array(this.keyHead.length);
-    for (let i = 0; i < keys.length; i++) position[this.keyIds.get(keys[i]!)!] = i;
+    const { keys, ids } = this.sorted.entries();
+    const position = new Int32Array(this.nextKeyId);
+    for (let k = 0; k < keys.length; k++) position[ids[k]!] = k;
     const n = this.live;
     const recordKey = new Uint32Array(n);
     const revision = new Float64Array(n);
@@ -253,20 +405,24 @@ export class RecordLog {
     const op = new Uint8Array(n);
     const valueLength = new Uint32Array(n);
     const values = new Uint8Array(this.arena.liveBytes);
+    const { f64, i32 } = this;
     let j = 0;
     let offset = 0;
-    for (let slot = this.head; slot < this.tail; slot++) {
-      const id = this.keyOf[slot]!;
+    for (let slot = this.first; slot < this.end; slot++) {
+      const i = slot * SLOT_I32;
+      const id = i32[i + I_KEY]!;
       if (id === -1) continue;
+      const f = slot * SLOT_F64;
       recordKey[j] = position[id]!;
-      revision[j] = this.revisionOf[slot]!;
-      created[j] = this.createdOf[slot]!;
-      expiresAt[j] = this.expiresOf[slot]!;
-      op[j] = this.opOf[slot]!;
-      const length = this.lengthOf[slot]!;
+      revision[j] = f64[f + F_REVISION]!;
+      created[j] = f64[f + F_CREATED]!;
+      expiresAt[j] = f64[f + F_EXPIRES]!;
+      const offsetOp = i32[i + I_OFFSET_OP]!;
+      op[j] = offsetOp & ((1 << OP_BITS) - 1);
+      const length = i32[i + I_LENGTH]!;
       valueLength[j] = length;
       if (length !== 0) {
-        values.set(this.arena.view(this.chunkOf[slot]!, this.offsetOf[slot]!, length), offset);
+        this.arena.copyTo(i32[i + I_CHUNK]!, offsetOp >>> OP_BITS, length, values, offset);
         offset += length;
       }
       j++;
@@ -277,160 +433,104 @@ export class RecordLog {
 
   /**
    * Rebuilds a log from columns that were validated by the caller (keys strictly ascending and each
-   * used, revisions strictly ascending and <= lastRevision, value lengths summing to values.length).
-   * Takes ownership of `columns.values`.
+   * used, revisions strictly ascending and <= lastRevision, value lengths summing to values.length,
+   * op codes valid, at most 64 records per key).
    */
   static fromColumns(columns: LogColumns, lastRevision: number): RecordLog {
-    const log = new RecordLog();
     const { keys, recordKey, revision, created, expiresAt, op, valueLength, values } = columns;
+    const log = new RecordLog(keys.length);
     const n = revision.length;
-    const capacity = Math.max(SLOTS_MIN, n);
-    log.capacity = capacity;
-    log.revisionOf = new Float64Array(capacity);
-    log.revisionOf.set(revision);
-    log.createdOf = new Float64Array(capacity);
-    log.createdOf.set(created);
-    log.expiresOf = new Float64Array(capacity);
-    log.expiresOf.set(expiresAt);
-    log.keyOf = new Int32Array(capacity);
-    log.keyOf.set(recordKey);
-    log.opOf = new Uint8Array(capacity);
-    log.opOf.set(op);
-    log.lengthOf = new Uint32Array(capacity);
-    log.lengthOf.set(valueLength);
-    log.prevOf = new Int32Array(capacity);
-    log.nextOf = new Int32Array(capacity);
-    log.chunkOf = new Int32Array(capacity);
-    log.offsetOf = new Uint32Array(capacity);
-
-    // Key ids are the keys' positions, so the ids already in recordKey need no mapping.
-    const keyCapacity = Math.max(KEYS_MIN, keys.length);
-    log.keyHead = new Int32Array(keyCapacity).fill(-1);
-    log.keyTail = new Int32Array(keyCapacity).fill(-1);
-    log.keyCount = new Uint8Array(keyCapacity);
+    log.allocateSlots(Math.max(SLOTS_MIN, n));
+    // Key ids are the keys' positions, so the ids in recordKey need no mapping.
+    log.keyRows = new Int32Array(Math.max(KEYS_MIN, keys.length) * KEY_I32);
+    // Restored keys stay slices of the snapshot's joined key string (no per-key copy): that string is
+    // about as large as the copies would be.
     log.keyNames = keys.slice();
     log.nextKeyId = keys.length;
-    for (let i = 0; i < keys.length; i++) log.keyIds.set(keys[i]!, i);
-    log.sorted = SortedKeys.fromSorted(keys);
-
-    const chunk = values.length === 0 ? -1 : log.arena.adoptChunk(values);
-    let offset = 0;
-    let bytes = 0;
-    for (let slot = 0; slot < n; slot++) {
-      const id = recordKey[slot]!;
-      const newest = log.keyHead[id]!;
-      log.prevOf[slot] = newest;
-      log.nextOf[slot] = -1;
-      if (newest === -1) log.keyTail[id] = slot;
-      else log.nextOf[newest] = slot;
-      log.keyHead[id] = slot;
-      log.keyCount[id]!++;
-      const length = valueLength[slot]!;
-      log.chunkOf[slot] = length === 0 ? -1 : chunk;
-      log.offsetOf[slot] = offset;
-      offset += length;
-      bytes += keys[id]!.length + length;
-      const expires = expiresAt[slot]!;
-      if (expires !== 0) log.expiry.push(expires, revision[slot]!);
+    for (let k = 0; k < keys.length; k++) {
+      const name = log.keyNames[k]!;
+      const hash = hashKey(name);
+      const row = k * KEY_I32;
+      log.keyRows[row + K_NEWEST] = -1;
+      log.keyRows[row + K_OLDEST] = -1;
+      log.keyRows[row + K_COUNT_LENGTH] = name.length << COUNT_BITS;
+      log.keyRows[row + K_HASH] = hash;
+      log.keys.insert(k, hash);
     }
-    log.head = 0;
-    log.tail = n;
-    log.live = n;
-    log.bytes = bytes;
+    log.sorted = SortedKeys.fromSorted(log.keyNames as string[]);
+    let offset = 0;
+    for (let j = 0; j < n; j++) {
+      const length = valueLength[j]!;
+      const value = values.subarray(offset, offset + length);
+      offset += length;
+      log.append(recordKey[j]!, op[j]!, value, created[j]!, expiresAt[j]!, revision[j]!);
+    }
     log.lastRevision = lastRevision;
     return log;
   }
 
-  /** Drops every record and key; lastRevision stays (revisions are never reused). */
-  clear(): void {
-    const lastRevision = this.lastRevision;
-    const fresh = new RecordLog();
-    Object.assign(this, fresh);
-    this.lastRevision = lastRevision;
-  }
-
-  /** Full when tail reaches capacity: squeeze out tombstones, and grow or shrink to 1.5x live. */
+  /** Full when end reaches capacity: squeeze out tombstones, and grow or shrink to 1.5x live. */
   private makeRoom(): void {
     const live = this.live;
     const wanted = Math.max(SLOTS_MIN, Math.ceil(live * 1.5));
     const inPlace = wanted <= this.capacity && wanted * 2 >= this.capacity;
-    const capacity = inPlace ? this.capacity : wanted;
-    const remap = new Int32Array(this.tail);
+    const fromF64 = this.f64;
+    const fromI32 = this.i32;
+    if (!inPlace) this.allocateSlots(wanted);
+    const remap = new Int32Array(this.end);
     let j = 0;
-    for (let i = this.head; i < this.tail; i++) remap[i] = this.keyOf[i] === -1 ? -1 : j++;
+    for (let slot = this.first; slot < this.end; slot++) remap[slot] = fromI32[slot * SLOT_I32 + I_KEY] === -1 ? -1 : j++;
     assert(j === live, "RecordLog: live count drifted");
-
-    const from = {
-      revisionOf: this.revisionOf,
-      createdOf: this.createdOf,
-      expiresOf: this.expiresOf,
-      keyOf: this.keyOf,
-      prevOf: this.prevOf,
-      nextOf: this.nextOf,
-      chunkOf: this.chunkOf,
-      offsetOf: this.offsetOf,
-      lengthOf: this.lengthOf,
-      opOf: this.opOf,
-    };
-    if (!inPlace) {
-      this.revisionOf = new Float64Array(capacity);
-      this.createdOf = new Float64Array(capacity);
-      this.expiresOf = new Float64Array(capacity);
-      this.keyOf = new Int32Array(capacity);
-      this.prevOf = new Int32Array(capacity);
-      this.nextOf = new Int32Array(capacity);
-      this.chunkOf = new Int32Array(capacity);
-      this.offsetOf = new Uint32Array(capacity);
-      this.lengthOf = new Uint32Array(capacity);
-      this.opOf = new Uint8Array(capacity);
-      this.capacity = capacity;
-    }
-    // Moving down in place is safe: slot j <= i, and every old slot below i was already moved.
-    for (let i = this.head; i < this.tail; i++) {
-      const to = remap[i]!;
+    const { f64, i32, keyRows } = this;
+    // Moving down in place is safe: row `to` <= `slot`, and every old row below `slot` was already moved.
+    for (let slot = this.first; slot < this.end; slot++) {
+      const to = remap[slot]!;
       if (to === -1) continue;
-      const id = from.keyOf[i]!;
-      const older = from.prevOf[i]!;
-      const newer = from.nextOf[i]!;
-      this.revisionOf[to] = from.revisionOf[i]!;
-      this.createdOf[to] = from.createdOf[i]!;
-      this.expiresOf[to] = from.expiresOf[i]!;
-      this.keyOf[to] = id;
-      this.prevOf[to] = older === -1 ? -1 : remap[older]!;
-      this.nextOf[to] = newer === -1 ? -1 : remap[newer]!;
-      this.chunkOf[to] = from.chunkOf[i]!;
-      this.offsetOf[to] = from.offsetOf[i]!;
-      this.lengthOf[to] = from.lengthOf[i]!;
-      this.opOf[to] = from.opOf[i]!;
-      // A key's head is its highest slot and its tail its lowest, so an already-renumbered entry
-      // (to <= i) can never be mistaken for a later old slot of the same key.
-      if (this.keyHead[id] === i) this.keyHead[id] = to;
-      if (this.keyTail[id] === i) this.keyTail[id] = to;
+      const fFrom = slot * SLOT_F64;
+      const fTo = to * SLOT_F64;
+      f64[fTo + F_REVISION] = fromF64[fFrom + F_REVISION]!;
+      f64[fTo + F_CREATED] = fromF64[fFrom + F_CREATED]!;
+      f64[fTo + F_EXPIRES] = fromF64[fFrom + F_EXPIRES]!;
+      const iFrom = slot * SLOT_I32;
+      const iTo = to * SLOT_I32;
+      const id = fromI32[iFrom + I_KEY]!;
+      const older = fromI32[iFrom + I_PREV]!;
+      const newer = fromI32[iFrom + I_NEXT]!;
+      i32[iTo + I_KEY] = id;
+      i32[iTo + I_PREV] = older === -1 ? -1 : remap[older]!;
+      i32[iTo + I_NEXT] = newer === -1 ? -1 : remap[newer]!;
+      i32[iTo + I_CHUNK] = fromI32[iFrom + I_CHUNK]!;
+      i32[iTo + I_OFFSET_OP] = fromI32[iFrom + I_OFFSET_OP]!;
+      i32[iTo + I_LENGTH] = fromI32[iFrom + I_LENGTH]!;
+      // A key's newest slot is its highest and its oldest its lowest, so an entry already renumbered
+      // (to <= slot) can never be mistaken for a later old slot of the same key.
+      const row = id * KEY_I32;
+      if (keyRows[row + K_NEWEST] === slot) keyRows[row + K_NEWEST] = to;
+      if (keyRows[row + K_OLDEST] === slot) keyRows[row + K_OLDEST] = to;
     }
-    this.head = 0;
-    this.tail = live;
+    this.first = 0;
+    this.end = live;
+  }
+
+  private allocateSlots(capacity: number): void {
+    const buffer = new ArrayBuffer(capacity * SLOT_F64 * 8);
+    this.f64 = new Float64Array(buffer);
+    this.i32 = new Int32Array(buffer);
+    this.capacity = capacity;
   }
 
   private growKeys(): void {
-    const capacity = Math.max(KEYS_MIN, Math.ceil(this.keyHead.length * 1.5));
-    const keyHead = new Int32Array(capacity);
-    keyHead.set(this.keyHead);
-    const keyTail = new Int32Array(capacity);
-    keyTail.set(this.keyTail);
-    const keyCount = new Uint8Array(capacity);
-    keyCount.set(this.keyCount);
-    this.keyHead = keyHead;
-    this.keyTail = keyTail;
-    this.keyCount = keyCount;
+    const keys = Math.max(KEYS_MIN, Math.ceil((this.keyRows.length / KEY_I32) * 1.5));
+    const rows = new Int32Array(keys * KEY_I32);
+    rows.set(this.keyRows);
+    this.keyRows = rows;
   }
 
   private forgetKey(id: number): void {
     const key = this.keyNames[id]!;
-    this.keyIds.delete(key);
+    this.keys.delete(id, this.hashOf(id));
     this.sorted.delete(key);
     this.keyNames[id] = undefined;
-    this.keyHead[id] = -1;
-    this.keyTail[id] = -1;
     this.freeKeyIds.push(id);
   }
 
@@ -438,11 +538,14 @@ export class RecordLog {
   private compactValues(): void {
     const arena = new ValueArena();
     const old = this.arena;
-    for (let slot = this.head; slot < this.tail; slot++) {
-      const length = this.lengthOf[slot]!;
-      if (this.keyOf[slot] === -1 || length === 0) continue;
-      this.chunkOf[slot] = arena.store(old.view(this.chunkOf[slot]!, this.offsetOf[slot]!, length));
-      this.offsetOf[slot] = arena.lastOffset;
+    const i32 = this.i32;
+    for (let slot = this.first; slot < this.end; slot++) {
+      const i = slot * SLOT_I32;
+      const length = i32[i + I_LENGTH]!;
+      if (i32[i + I_KEY] === -1 || length === 0) continue;
+      const offsetOp = i32[i + I_OFFSET_OP]!;
+      i32[i + I_CHUNK] = arena.store(old.view(i32[i + I_CHUNK]!, offsetOp >>> OP_BITS, length));
+      i32[i + I_OFFSET_OP] = (arena.lastOffset << OP_BITS) | (offsetOp & ((1 << OP_BITS) - 1));
     }
     this.arena = arena;
   }

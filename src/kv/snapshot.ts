@@ -11,7 +11,7 @@
  * name, keys ascending, records by revision, dedupe entries by age), so equal states give equal bytes.
  * decodeSnapshot validates everything it reads and throws CairnError CORRUPT_DATA on any damage.
  */
-import { Packr } from "msgpackr";
+import { Packr, RESERVE_START_SPACE } from "msgpackr";
 import { assert } from "../shared/assert.ts";
 import { CairnError, isErrorCode } from "../shared/errors.ts";
 import { configsEqual, normalizeConfig } from "./config.ts";
@@ -28,7 +28,7 @@ const HEADER_BYTES = 12;
 const KEY_SEPARATOR = "\n";
 
 /** Fixed msgpackr options, so a changed library default cannot change the snapshot bytes. */
-const packr = new Packr({
+const PACKR_OPTIONS = {
   useRecords: false,
   mapsAsObjects: true,
   moreTypes: false,
@@ -39,7 +39,8 @@ const packr = new Packr({
   int64AsType: "number",
   encodeUndefinedAsNil: false,
   copyBuffers: false,
-});
+} as const;
+const unpackr = new Packr(PACKR_OPTIONS);
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -84,13 +85,14 @@ export function encodeSnapshot(state: SnapshotState): Uint8Array {
       values: b.columns.values,
     })),
   };
-  const body = packr.pack(payload);
-  const out = new Uint8Array(HEADER_BYTES + body.length);
+  // A Packr per image: it keeps its (image-sized) output buffer for reuse, which must not outlive the
+  // image. The header is written into space msgpackr reserves in front of the payload, saving a copy.
+  const packr = new Packr(PACKR_OPTIONS);
+  const out: Uint8Array = packr.pack(payload, RESERVE_START_SPACE | HEADER_BYTES);
   out.set(MAGIC, 0);
-  const view = new DataView(out.buffer);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   view.setUint32(4, SNAPSHOT_FORMAT_VERSION, true);
-  view.setUint32(8, crc32(body), true);
-  out.set(body, HEADER_BYTES);
+  view.setUint32(8, crc32(out.subarray(HEADER_BYTES)), true);
   return out;
 }
 
@@ -151,7 +153,7 @@ function decodeBucket(raw: unknown): SnapshotBucket {
   const keys = keyCount === 0 ? [] : joined.split(KEY_SEPARATOR);
   check(keys.length === keyCount && (keyCount > 0 || joined === ""), `bucket ${name} key count wrong`);
   for (let i = 0; i < keys.length; i++) {
-    check(isValidKey(keys[i]) && (i === 0 || keys[i - 1]! < keys[i]!), `bucket ${name} keys invalid or unordered`);
+    if (!isValidKey(keys[i]) || (i > 0 && keys[i - 1]! >= keys[i]!)) throw corrupt(`bucket ${name} keys invalid or unordered`);
   }
 
   const revision = column(raw["revision"], (n) => new Float64Array(n), 8, "revision");
@@ -167,29 +169,34 @@ function decodeBucket(raw: unknown): SnapshotBucket {
     created.length === n && expiresAt.length === n && recordKey.length === n && valueLength.length === n && opRaw.length === n,
     `bucket ${name} column lengths differ`,
   );
-  const op = opRaw.slice();
-  const values = valuesRaw.slice(); // owned by the restored log from now on
+  const op = opRaw;
+  const values = valuesRaw; // read once, copied into the restored log's arena
 
+  // One pass over the records; messages are built only on failure (this loop runs a million times).
   const perKey = new Uint32Array(keys.length);
   let valueBytes = 0;
-  for (let i = 0; i < n; i++) {
+  let problem: string | null = null;
+  for (let i = 0; i < n && problem === null; i++) {
     const rev = revision[i]!;
-    check(Number.isSafeInteger(rev) && rev >= 1 && rev <= lastRevision && (i === 0 || revision[i - 1]! < rev), `bucket ${name} revisions invalid`);
-    check(Number.isFinite(created[i]!) && (i === 0 || created[i - 1]! <= created[i]!), `bucket ${name} times invalid`);
-    check(Number.isFinite(expiresAt[i]!), `bucket ${name} expiry invalid`);
     const code = op[i]!;
     const base = code & OP_MASK;
-    check(base <= OP_PURGE && (code & ~(OP_MASK | FLAG_MAX_AGE)) === 0, `bucket ${name} operation invalid`);
-    check((code & FLAG_MAX_AGE) === 0 || base === OP_PURGE, `bucket ${name} marker flag invalid`);
-    check(base === OP_PUT || valueLength[i] === 0, `bucket ${name} marker carries a value`);
     const key = recordKey[i]!;
-    check(key < keys.length, `bucket ${name} record key out of range`);
-    perKey[key]!++;
-    valueBytes += valueLength[i]!;
+    if (!Number.isSafeInteger(rev) || rev < 1 || rev > lastRevision || (i > 0 && revision[i - 1]! >= rev)) problem = "revisions invalid";
+    else if (!Number.isFinite(created[i]!) || (i > 0 && created[i - 1]! > created[i]!)) problem = "times invalid";
+    else if (!Number.isFinite(expiresAt[i]!)) problem = "expiry invalid";
+    else if (base > OP_PURGE || (code & ~(OP_MASK | FLAG_MAX_AGE)) !== 0) problem = "operation invalid";
+    else if ((code & FLAG_MAX_AGE) !== 0 && base !== OP_PURGE) problem = "marker flag invalid";
+    else if (base !== OP_PUT && valueLength[i] !== 0) problem = "marker carries a value";
+    else if (key >= keys.length) problem = "record key out of range";
+    else {
+      perKey[key]!++;
+      valueBytes += valueLength[i]!;
+    }
   }
+  check(problem === null, `bucket ${name} ${problem}`);
   check(valueBytes === values.length, `bucket ${name} value bytes wrong`);
   for (let k = 0; k < keys.length; k++) {
-    check(perKey[k]! >= 1 && perKey[k]! <= config.history, `bucket ${name} key history invalid`);
+    if (perKey[k]! < 1 || perKey[k]! > config.history) throw corrupt(`bucket ${name} key history invalid`);
   }
   return { name, config, lastRevision, columns: { keys, recordKey, revision, created, expiresAt, op, valueLength, values } };
 }
@@ -205,7 +212,7 @@ export function decodeSnapshot(data: Uint8Array): SnapshotState {
   check(crc32(body) === view.getUint32(8, true), "checksum mismatch");
   let payload: unknown;
   try {
-    payload = packr.unpack(body);
+    payload = unpackr.unpack(body);
   } catch {
     throw corrupt("payload undecodable");
   }

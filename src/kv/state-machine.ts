@@ -16,7 +16,7 @@ import { configsEqual, configUpdateAllowed, normalizeConfig } from "./config.ts"
 import { DedupeWindow } from "./dedupe.ts";
 import { compileFilters, validateBucketName, validateKey } from "./names.ts";
 import { selectSlots, type Selection } from "./query.ts";
-import { OP_MASK, OP_PUT, RecordLog } from "./record-log.ts";
+import { RecordLog } from "./record-log.ts";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.ts";
 import {
   DEFAULT_KV_LIMITS,
@@ -188,9 +188,10 @@ export class KvStateMachine {
   }
 
   private bucketOf(name: unknown): Bucket {
-    const bucket = this.buckets.get(validateBucketName(name));
-    if (bucket === undefined) throw new CairnError("BUCKET_NOT_FOUND", "bucket not found");
-    return bucket;
+    const bucket = this.buckets.get(name as string);
+    if (bucket !== undefined) return bucket; // only valid names are ever stored
+    validateBucketName(name);
+    throw new CairnError("BUCKET_NOT_FOUND", "bucket not found");
   }
 
   // ---------------------------------------------------------------- reads
@@ -224,14 +225,14 @@ export class KvStateMachine {
     validateKey(key, this.limits);
     const id = log.keyId(key);
     if (id === -1) return null;
-    let slot = log.keyHead[id]!;
+    let slot = log.newest(id);
     const revision = options.revision;
     if (revision !== undefined) {
-      while (slot !== -1 && log.revisionOf[slot]! > revision) slot = log.prevOf[slot]!;
-      if (slot === -1 || log.revisionOf[slot] !== revision) return null;
+      while (slot !== -1 && log.revision(slot) > revision) slot = log.older(slot);
+      if (slot === -1 || log.revision(slot) !== revision) return null;
     }
-    if (options.includeDeleted !== true && (log.opOf[slot]! & OP_MASK) !== OP_PUT) return null;
-    return log.record(slot);
+    if (options.includeDeleted !== true && !log.isPut(slot)) return null;
+    return log.record(slot, key);
   }
 
   /**
@@ -243,7 +244,7 @@ export class KvStateMachine {
   keys(bucket: string, filters: readonly string[], options: PageOptions = {}): { keys: string[]; lastRevision: number; done: boolean } {
     const { slots, done, lastRevision, log } = this.select(bucket, filters, "latestPut", options);
     const keys: string[] = [];
-    for (const slot of slots) keys.push(log.keyNames[log.keyOf[slot]!]!);
+    for (const slot of slots) keys.push(log.keyName(log.keyOf(slot)));
     return { keys, lastRevision, done };
   }
 
@@ -300,7 +301,7 @@ export class KvStateMachine {
     if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 1)) throw new TypeError("limit must be a positive integer");
     const page = selectSlots(log, compiled, selection, { afterRevision, limit });
     const lastSlot = page.slots[page.slots.length - 1];
-    const lastRevision = lastSlot === undefined ? afterRevision : log.revisionOf[lastSlot]!;
+    const lastRevision = lastSlot === undefined ? afterRevision : log.revision(lastSlot);
     return { slots: page.slots, done: page.done, lastRevision, log };
   }
 

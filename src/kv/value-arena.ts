@@ -13,6 +13,8 @@ import { assert } from "../shared/assert.ts";
 /** Chunk sizes grow with the bucket, from CHUNK_BYTES_MIN to CHUNK_BYTES_MAX. */
 const CHUNK_BYTES_MIN = 4 * 1024;
 const CHUNK_BYTES_MAX = 1024 * 1024;
+/** Every value offset is below this (large values get a chunk of their own, at offset 0). */
+export const VALUE_OFFSET_LIMIT = CHUNK_BYTES_MAX;
 /** Compaction pays off only above this much garbage (small buckets never compact). */
 const COMPACT_GARBAGE_BYTES_MIN = 4 * 1024 * 1024;
 
@@ -64,20 +66,16 @@ export class ValueArena {
     return id;
   }
 
-  /**
-   * Takes ownership of `bytes` as one full chunk holding values back to back (restore builds the arena
-   * this way in one copy). Returns the chunk id; the values' offsets are the caller's.
-   */
-  adoptChunk(bytes: Uint8Array): number {
-    const id = this.newChunkFrom(bytes);
-    this.chunkLive[id] = bytes.length;
-    this.liveBytes += bytes.length;
-    return id;
-  }
-
   /** A read-only view of a stored value (must not be mutated). */
   view(id: number, offset: number, length: number): Uint8Array {
     return this.chunks[id]!.subarray(offset, offset + length);
+  }
+
+  /** Copies a stored value into `target` at `at` (no view object, for bulk export). */
+  copyTo(id: number, offset: number, length: number, target: Uint8Array, at: number): void {
+    const chunk = this.chunks[id]!;
+    if (length <= 64) for (let i = 0; i < length; i++) target[at + i] = chunk[offset + i]!;
+    else target.set(chunk.subarray(offset, offset + length), at);
   }
 
   /** Releases a stored value's bytes. */
@@ -96,14 +94,10 @@ export class ValueArena {
   }
 
   private newChunk(bytes: number): number {
-    return this.newChunkFrom(new Uint8Array(bytes));
-  }
-
-  private newChunkFrom(chunk: Uint8Array): number {
     const id = this.freeChunkIds.length > 0 ? this.freeChunkIds.pop()! : this.chunks.length;
-    this.chunks[id] = chunk;
+    this.chunks[id] = new Uint8Array(bytes);
     this.chunkLive[id] = 0;
-    this.allocatedBytes += chunk.length;
+    this.allocatedBytes += bytes;
     return id;
   }
 
