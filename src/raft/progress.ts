@@ -25,6 +25,8 @@ export class Progress {
   recentActive = false;
   /** Probe state: one message sent, wait for a response or a heartbeat response. */
   msgAppFlowPaused = false;
+  /** Snapshot state: leader ticks since the snapshot was sent (see SNAPSHOT_TIMEOUT_ELECTIONS). */
+  snapshotElapsed = 0;
   /** Highest commit index sent to this follower; avoids empty appends that bump nothing. */
   sentCommit = 0;
   readonly inflights: Inflights;
@@ -66,6 +68,7 @@ export class Progress {
   becomeSnapshot(snapshotIndex: number): void {
     this.resetState("snapshot");
     this.pendingSnapshot = snapshotIndex;
+    this.snapshotElapsed = 0;
     this.next = snapshotIndex + 1;
     this.sentCommit = snapshotIndex;
   }

@@ -50,6 +50,9 @@ const LEADER_SENDS: ReadonlySet<MessageType> = new Set<MessageType>(["app", "hea
  */
 const MEMBERS_ONLY: ReadonlySet<MessageType> = new Set<MessageType>(["appResp", "heartbeatResp", "voteResp", "preVoteResp", "readIndex"]);
 
+/** Election timeouts after which an unacknowledged, unreported snapshot counts as lost. */
+export const SNAPSHOT_TIMEOUT_ELECTIONS = 10;
+
 export class Raft {
   readonly id: NodeId;
   readonly config: RaftConfig;
@@ -91,6 +94,8 @@ export class Raft {
   needsBcast = false;
   /** The term last acknowledged durable by advance(): leader messages go out early only in it. */
   durableTerm = 0;
+  /** Leader removed from the voters: hands off, then steps down within an election timeout. */
+  stepDownPending = false;
 
   private readonly matchScratch: number[] = [];
 
@@ -204,6 +209,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.needsBcast = false;
+    this.stepDownPending = false;
     this.readOnly.reset();
     this.pendingReadIndex = [];
   }
@@ -295,14 +301,35 @@ export class Raft {
         }
         for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
       }
+      if (this.stepDownPending) {
+        this.logLine("stepping down: removed from the voters, hand-off did not finish in an election timeout");
+        this.becomeFollower(this.term, null);
+        return;
+      }
       if (this.leadTransferee !== null) {
         this.logLine(`aborted transfer to ${this.leadTransferee}: election timeout passed`);
         this.leadTransferee = null;
       }
     }
+    this.tickSnapshots();
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       bcastHeartbeat(this, this.readOnly.lastPendingContext());
+    }
+  }
+
+  /**
+   * A follower stays in snapshot state until the snapshot is acknowledged or reported
+   * (reportSnapshot). If neither happens (a lost message the driver never reported), give up after
+   * SNAPSHOT_TIMEOUT_ELECTIONS election timeouts and probe again, so it cannot be stranded.
+   */
+  private tickSnapshots(): void {
+    const timeout = SNAPSHOT_TIMEOUT_ELECTIONS * this.config.electionTicks;
+    for (const [id, pr] of this.progress) {
+      if (pr.state !== "snapshot" || ++pr.snapshotElapsed < timeout) continue;
+      this.logLine(`snapshot ${pr.pendingSnapshot} to ${id} neither acknowledged nor reported: probing again`);
+      pr.pendingSnapshot = 0;
+      pr.becomeProbe();
     }
   }
 
@@ -397,7 +424,7 @@ export class Raft {
   propose(data: Uint8Array): { index: number; term: number } {
     if (!(data instanceof Uint8Array)) throw new TypeError("propose: data must be a Uint8Array");
     if (this.role !== "leader") throw this.notLeader();
-    if (this.leadTransferee !== null) throw new CairnError("PROPOSAL_DROPPED", "proposal dropped: leadership transfer in progress");
+    if (this.leadTransferee !== null || this.stepDownPending) throw new CairnError("PROPOSAL_DROPPED", "proposal dropped: leadership transfer in progress");
     const max = this.config.uncommittedBytesMax;
     const size = data.byteLength;
     // An entry is always accepted when nothing is uncommitted, so one large entry cannot wedge us.
@@ -410,7 +437,7 @@ export class Raft {
   proposeConfChange(change: ConfChange): { index: number; term: number } {
     const data = encodeConfChange(change);
     if (this.role !== "leader") throw this.notLeader();
-    if (this.leadTransferee !== null) throw new CairnError("PROPOSAL_DROPPED", "proposal dropped: leadership transfer in progress");
+    if (this.leadTransferee !== null || this.stepDownPending) throw new CairnError("PROPOSAL_DROPPED", "proposal dropped: leadership transfer in progress");
     if (!this.committedEntryInCurrentTerm()) {
       throw new CairnError("PROPOSAL_DROPPED", "conf change dropped: this term's first entry is not committed yet");
     }
@@ -506,9 +533,7 @@ export class Raft {
     this.logLine(`applied conf change ${change.type} ${change.nodeId}: voters [${this.voters}] learners [${this.learners}]`);
     if (this.role === "leader") {
       if (!this.isVoter(this.id)) {
-        // StepDownOnRemoval (etcd-io/raft#83): a removed or demoted leader must not keep leading.
-        this.logLine("stepping down: removed from the voters");
-        this.becomeFollower(this.term, null);
+        this.handOffAfterRemoval();
       } else {
         if (this.leadTransferee !== null && !this.isVoter(this.leadTransferee)) this.leadTransferee = null;
         this.maybeCommit();
@@ -516,6 +541,35 @@ export class Raft {
       }
     }
     return this.confState();
+  }
+
+  /**
+   * A leader removed or demoted by a change it applied must stop leading (StepDownOnRemoval,
+   * etcd-io/raft#83), but stepping down at once can wedge a group: the remaining voters may not know
+   * the change committed yet, so they still need this node's vote, which it refuses when its log is
+   * longer (the classic 2-voter case, etcd-io/raft README). So, as in thesis §4.2.2, it leads on
+   * without counting itself (it is no voter) only to hand over: it transfers leadership to the most
+   * up-to-date voter, refusing proposals meanwhile, and steps down when that succeeds or after one
+   * election timeout at the latest.
+   */
+  private handOffAfterRemoval(): void {
+    this.stepDownPending = true;
+    this.electionElapsed = 0;
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of this.voters) {
+      const pr = this.progress.get(id);
+      if (pr !== undefined && pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    this.logLine(`removed from the voters: handing leadership to ${best} before stepping down`);
+    this.maybeCommit();
+    this.needsBcast = true;
+    if (best === null) return;
+    this.leadTransferee = best;
+    if (bestMatch === this.log.lastIndex()) sendTimeoutNow(this, best);
   }
 
   setConf(conf: ConfState): void {

@@ -3,8 +3,10 @@
  * election safety (one leader per term), log matching on committed prefixes, leader completeness,
  * state machine safety (applied sequences are prefixes of one another), and liveness once faults
  * stop. Method: fast-check drives a RaftNetwork with random proposals, ticks, partial deliveries,
- * drops, duplicates, reorders, partitions, restarts and membership-free transfers; checks run after
- * every action. The simulator (test/sim) does this at scale with crashes that lose unsynced writes.
+ * drops, duplicates, reorders, partitions, restarts, leadership transfers, reads and (in the
+ * membership runs) conf changes with blank joiners; checks run after every action (see
+ * test/support/raft-schedule.ts; RAFT_PROPERTY_RUNS=N for longer runs). The simulator (test/sim)
+ * does this at scale with crashes that lose unsynced writes.
  */
 import fc from "fast-check";
 import { describe, it } from "vitest";

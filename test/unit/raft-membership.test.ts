@@ -188,16 +188,20 @@ describe("raft membership: removing nodes", () => {
     expect(net.appliedData("n2")).toEqual(["two-of-three"]);
   });
 
-  it("a leader that removes itself steps down once it applies the change", () => {
+  it("a leader that removes itself hands leadership over, then steps down", () => {
     const net = RaftNetwork.create(["n1", "n2", "n3"], options);
     net.campaign("n1");
     net.core("n1").proposeConfChange({ type: "removeNode", nodeId: "n1" });
     net.stabilize();
+    // n1 applied its removal and sent timeoutNow to the most up-to-date voter, which took over.
+    expect(net.leaders()).toContain("n2");
+    expect(net.core("n2").status().term).toBe(2);
+    // n1 refuses proposals from the moment it applied the change, and steps down within an
+    // election timeout even though nobody tells it (it is no longer a member).
+    expect(() => net.core("n1").propose(bytes("late"))).toThrow(expect.objectContaining({ code: "PROPOSAL_DROPPED" }));
+    for (let i = 0; i < 10; i++) net.tick("n1");
     expect(net.core("n1").status().role).toBe("follower");
-    net.tickUntil(() => net.leaders().length === 1, 200);
-    const leader = net.leader();
-    expect(["n2", "n3"]).toContain(leader);
-    net.core(leader).propose(bytes("without-n1"));
+    net.core("n2").propose(bytes("without-n1"));
     settle(net);
     expect(net.appliedData("n2")).toEqual(["without-n1"]);
     expect(net.appliedData("n3")).toEqual(["without-n1"]);
@@ -206,12 +210,33 @@ describe("raft membership: removing nodes", () => {
     expect(net.core("n1").status().role).toBe("follower");
   });
 
+  it("a removed leader of a 2-voter group does not wedge the survivor", () => {
+    // n1 removes itself and appends one more entry; n2 gets the conf entry but neither the later
+    // entry nor the news that the change committed. Had n1 stepped down at once, n2 would still need
+    // n1's vote and n1 (with the longer log, and no longer a voter) would refuse it forever.
+    const net = RaftNetwork.create(["n1", "n2"], options);
+    net.campaign("n1");
+    net.core("n1").proposeConfChange({ type: "removeNode", nodeId: "n1" });
+    net.processAll();
+    net.core("n1").propose(bytes("x"));
+    net.dropIf = (m) => m.from === "n1" && m.to === "n2" && m.commit >= 2;
+    net.stabilize();
+    net.dropIf = null;
+    net.tickUntil(() => net.leaders().includes("n2"), 100);
+    net.core("n2").propose(bytes("alone"));
+    settle(net);
+    expect(net.appliedData("n2")).toEqual(["x", "alone"]);
+    expect(net.core("n2").status().confState.voters).toEqual(["n2"]);
+  });
+
   it("a demoted leader (addLearner on itself) steps down too", () => {
     const net = RaftNetwork.create(["n1", "n2", "n3"], options);
     net.campaign("n1");
     net.core("n1").proposeConfChange({ type: "addLearner", nodeId: "n1" });
     net.stabilize();
-    expect(net.core("n1").status()).toMatchObject({ role: "follower", confState: { voters: ["n2", "n3"], learners: ["n1"] } });
+    // As a learner it still hears from the new leader, so it steps down at once.
+    expect(net.leaders()).toEqual(["n2"]);
+    expect(net.core("n1").status()).toMatchObject({ role: "follower", leader: "n2", confState: { voters: ["n2", "n3"], learners: ["n1"] } });
   });
 
   it("a change made during a partition reaches the minority when it heals", () => {

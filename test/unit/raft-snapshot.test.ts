@@ -70,6 +70,28 @@ describe("raft snapshot: send and install", () => {
     expect(net.appliedData("n3").length).toBe(10);
   });
 
+  it("retries a snapshot that was lost and never reported, after the snapshot timeout", () => {
+    const net = RaftNetwork.create(["n1", "n2", "n3"]);
+    net.campaign("n1");
+    net.isolate("n3");
+    for (let i = 0; i < 3; i++) net.core("n1").propose(bytes(`v${i}`));
+    net.stabilize();
+    net.compact("n1");
+    net.heal();
+    net.dropIf = (m) => m.type === "snap"; // lost, and the driver does not call reportSnapshot
+    net.tickAll();
+    net.stabilize();
+    net.dropIf = null;
+    expect(net.core("n1").status().progress!["n3"]!.state).toBe("snapshot");
+    for (let i = 0; i < 10 * 10 - 2; i++) {
+      net.tickAll();
+      net.stabilize();
+    }
+    expect(net.core("n1").status().progress!["n3"]!.state).toBe("snapshot");
+    net.tickUntil(() => net.appliedData("n3").length === 3, 10);
+    expect(net.delivered.filter((m) => m.type === "snap").length).toBe(1);
+  });
+
   it("a snapshot not newer than the commit index is ignored", () => {
     const { core, storage } = lone("n1", ["n1", "n2", "n3"]);
     core.step(msg({ type: "app", from: "n2", to: "n1", term: 2, entries: entriesOf([1, 2, 2]), commit: 3 }));
