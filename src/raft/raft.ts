@@ -1,14 +1,14 @@
 /**
  * Raft: the consensus state machine of one group (etcd raft.go). Internal: the public surface is
  * RaftCore (core.ts), which wraps this with ready()/advance(). Role-specific message handling lives
- * in step-leader.ts and step-follower.ts; this file holds the state, role transitions, elections,
- * term handling and membership.
+ * in step-leader.ts and step-follower.ts, elections in election.ts; this file holds the state, role
+ * transitions, ticks, term handling, proposals, commit and membership.
  *
  * Time is tick(); randomness is config.random; nothing here does I/O.
  */
 import { assert } from "../shared/assert.ts";
-import { violated } from "./invariant.ts";
 import { CairnError } from "../shared/errors.ts";
+import { violated } from "./invariant.ts";
 import { applyChange, encodeConfChange } from "./conf-change.ts";
 import { validateConfig } from "./config.ts";
 import { handleVoteRequest, hup } from "./election.ts";

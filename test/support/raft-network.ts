@@ -60,10 +60,8 @@ export interface TestNode {
   /** The application data of that snapshot (the applied values it covers, JSON). */
   restoredData: string[];
   readStates: ReadState[];
-  /** Every Ready this node produced, for contract checks. */
+  /** Every Ready this node produced (when RaftNetwork.recordReadies), for contract checks. */
   readies: Ready[];
-  /** Conf changes are applied automatically when false. */
-  manualConf: boolean;
 }
 
 export class RaftNetwork {
@@ -98,7 +96,6 @@ export class RaftNetwork {
       restoredData: [],
       readStates: [],
       readies: [],
-      manualConf: false,
     };
     this.nodes.set(id, node);
     return node;
@@ -149,7 +146,7 @@ export class RaftNetwork {
       }
       for (const entry of rd.committedEntries) {
         node.applied.push(entry);
-        if (entry.type === "conf" && !node.manualConf) node.storage.setConfState(node.core.applyConfChange(decodeConfChange(entry.data)));
+        if (entry.type === "conf") node.storage.setConfState(node.core.applyConfChange(decodeConfChange(entry.data)));
       }
       node.readStates.push(...rd.readStates);
       node.core.advance(rd);
