@@ -64,7 +64,7 @@ const COUNT_MASK = (1 << COUNT_BITS) - 1;
 /** Keys longer than this cannot be stored (their length must fit next to the count). */
 export const KEY_LENGTH_LIMIT = 2 ** (31 - COUNT_BITS) - 1;
 
-const SLOTS_MIN = 16;
+const SLOTS_MIN = 64;
 const KEYS_MIN = 16;
 /** Rebuild the expiry heap when more than this many of its entries (and half) are dead. */
 const EXPIRY_DEAD_MIN = 1024;
@@ -469,10 +469,13 @@ export class RecordLog implements KeyNames {
     return log;
   }
 
-  /** Full when end reaches capacity: squeeze out tombstones, and grow or shrink to 1.5x live. */
+  /**
+   * Full when end reaches capacity: squeeze out tombstones, and grow or shrink to 1.5x live (plus
+   * SLOTS_MIN, so a small, busy log does not compact every few appends).
+   */
   private makeRoom(): void {
     const live = this.live;
-    const wanted = Math.max(SLOTS_MIN, Math.ceil(live * 1.5));
+    const wanted = Math.ceil(live * 1.5) + SLOTS_MIN;
     const inPlace = wanted <= this.capacity && wanted * 2 >= this.capacity;
     const fromF64 = this.f64;
     const fromI32 = this.i32;

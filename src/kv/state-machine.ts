@@ -9,7 +9,7 @@
  * apply() never throws for a bad command: validation failures, CAS conflicts and limits come back as
  * `{ ok: false, code, message }` results, recorded in the request-id window like successes.
  */
-import { assert } from "../shared/assert.ts";
+import { AssertionError } from "../shared/assert.ts";
 import { CairnError } from "../shared/errors.ts";
 import { Bucket, failure } from "./bucket.ts";
 import { configsEqual, configUpdateAllowed, normalizeConfig } from "./config.ts";
@@ -82,7 +82,9 @@ export class KvStateMachine {
    * due at its time). A duplicate request id returns the first result, no events, `duplicate: true`.
    */
   apply(index: number, envelope: KvEnvelope): ApplyOutcome {
-    assert(Number.isSafeInteger(index) && index > this.applied, `apply index ${index} must exceed ${this.applied}`);
+    if (!(Number.isSafeInteger(index) && index > this.applied)) {
+      throw new AssertionError(`apply index ${index} must exceed ${this.applied}`); // a driver bug, not bad input
+    }
     this.applied = index;
     if (typeof envelope !== "object" || envelope === null) {
       return { result: failure(malformed("envelope")), events: NO_EVENTS, duplicate: false };

@@ -36,34 +36,49 @@ export class ValueArena {
   /** Copies a non-empty value in; returns its chunk id (offset in lastOffset). */
   store(value: Uint8Array): number {
     const length = value.length;
+    const current = this.current;
+    if (current !== -1) {
+      const chunk = this.chunks[current]!;
+      const offset = this.currentOffset;
+      if (length <= chunk.length >>> 2 && offset + length <= chunk.length) {
+        this.put(chunk, offset, value);
+        this.currentOffset = offset + length;
+        this.lastOffset = offset;
+        this.chunkLive[current]! += length;
+        this.liveBytes += length;
+        return current;
+      }
+    }
+    return this.storeInNewChunk(value);
+  }
+
+  /** store() when the value does not fit the current chunk, or is large enough for a chunk of its own. */
+  private storeInNewChunk(value: Uint8Array): number {
+    const length = value.length;
     assert(length > 0, "empty values are not stored in the arena");
     let chunkBytes = CHUNK_BYTES_MIN;
     while (chunkBytes < CHUNK_BYTES_MAX && chunkBytes < this.liveBytes / 4) chunkBytes *= 2;
     let id: number;
-    if (length > chunkBytes / 4) {
+    if (length > chunkBytes >>> 2) {
       id = this.newChunk(length); // a large value gets a chunk of its own
       this.lastOffset = 0;
     } else {
-      if (this.current === -1 || this.currentOffset + length > this.chunks[this.current]!.length) {
-        const previous = this.current;
-        this.current = this.newChunk(chunkBytes);
-        this.currentOffset = 0;
-        if (previous !== -1 && this.chunkLive[previous] === 0) this.dropChunk(previous);
-      }
-      id = this.current;
-      this.lastOffset = this.currentOffset;
-      this.currentOffset += length;
+      const previous = this.current;
+      id = this.current = this.newChunk(chunkBytes);
+      this.currentOffset = length;
+      this.lastOffset = 0;
+      if (previous !== -1 && this.chunkLive[previous] === 0) this.dropChunk(previous);
     }
-    const chunk = this.chunks[id]!;
-    if (length <= 64) {
-      const offset = this.lastOffset;
-      for (let i = 0; i < length; i++) chunk[offset + i] = value[i]!;
-    } else {
-      chunk.set(value, this.lastOffset);
-    }
+    this.put(this.chunks[id]!, this.lastOffset, value);
     this.chunkLive[id]! += length;
     this.liveBytes += length;
     return id;
+  }
+
+  private put(chunk: Uint8Array, offset: number, value: Uint8Array): void {
+    const length = value.length;
+    if (length <= 64) for (let i = 0; i < length; i++) chunk[offset + i] = value[i]!;
+    else chunk.set(value, offset);
   }
 
   /** A read-only view of a stored value (must not be mutated). */
