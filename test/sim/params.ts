@@ -17,6 +17,7 @@ export const FAULT_KINDS = [
   "clog", // a -> b slowed down a lot
   "crash", // power loss: unsynced writes lost, restart later from disk
   "crashLeader",
+  "crashNewLeader", // crash the next newly elected leader a few steps after it wins (figure 8 windows)
   "pause", // SIGSTOP: the node runs nothing, its inbox fills, then it resumes
   "diskStall", // every fsync of the node takes very long
   "compact", // snapshot + log compaction on a node (followers then need snapshots)
@@ -128,7 +129,7 @@ export function simParamsArbitrary(options: ArbitraryOptions): fc.Arbitrary<SimP
       diskLatencyMax: rate(1, 6),
       compactEvery: fc.oneof(fc.constant(0), fc.integer({ min: 20, max: 400 })),
       compactKeep: fc.integer({ min: 0, max: 20 }),
-      messageBytesMax: fc.constantFrom(16, 64, 256, 1 << 20),
+      messageBytesMax: fc.constantFrom(1, 16, 64, 256, 1 << 20),
       inflightMessagesMax: fc.integer({ min: 1, max: 64 }),
       inflightBytesMax: fc.constantFrom(0, 32, 256, 4096),
       uncommittedBytesMax: fc.constantFrom(0, 64, 1024, 1 << 20),

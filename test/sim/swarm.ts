@@ -99,6 +99,9 @@ export class Swarm {
   private readonly faults: Fault[];
   private nextFault = 0;
   private calm = false;
+  /** crashNewLeader: armed until a leader of a term above `aboveTerm` appears, then crashed after `delay`. */
+  private newLeaderCrash: { aboveTerm: number; delay: number; downtime: number } | null = null;
+  private readonly crashAt = new Map<SimNode, { at: number; downtime: number }>();
   private step = 0;
 
   constructor(
@@ -168,6 +171,7 @@ export class Swarm {
     this.endFaults(now);
     while (this.queue.peekTime() <= now) this.handle(this.queue.pop()!);
     this.tickNodes(now);
+    if (!this.calm) this.crashNewLeaders(now);
     this.runClients(now);
     if (!this.calm && this.params.compactEvery > 0 && now % this.params.compactEvery === 0 && now > 0) {
       this.compact(this.faultRng.pick(this.cluster.list));
@@ -383,6 +387,11 @@ export class Swarm {
         this.restartAt.set(victim, this.step + fault.duration);
         return true;
       }
+      case "crashNewLeader": {
+        const leader = this.leader();
+        this.newLeaderCrash = { aboveTerm: leader === null ? 0 : leader.core!.status().term, delay: fault.a % 4, downtime: fault.duration };
+        return true;
+      }
       case "pause": {
         if (!nodeA.alive || nodeA.paused) return false;
         nodeA.pause();
@@ -409,6 +418,24 @@ export class Swarm {
       case "promote":
       case "remove":
         return this.membership(fault);
+    }
+  }
+
+  private crashNewLeaders(now: number): void {
+    const armed = this.newLeaderCrash;
+    if (armed !== null) {
+      const leader = this.leader();
+      if (leader !== null && leader.core!.status().term > armed.aboveTerm) {
+        this.newLeaderCrash = null;
+        this.crashAt.set(leader, { at: now + armed.delay, downtime: armed.downtime });
+      }
+    }
+    for (const [node, { at, downtime }] of this.crashAt) {
+      if (at > now) continue;
+      this.crashAt.delete(node);
+      if (!node.alive) continue;
+      this.cluster.crash(node);
+      this.restartAt.set(node, now + downtime);
     }
   }
 
