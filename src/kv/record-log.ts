@@ -25,7 +25,7 @@
 import { assert } from "../shared/assert.ts";
 import { ExpiryHeap } from "./expiry-heap.ts";
 import { hashKey, KeyTable, type KeyNames } from "./key-table.ts";
-import { SortedKeys } from "./sorted-keys.ts";
+import { SortedKeys, type KeyOwner } from "./sorted-keys.ts";
 import type { KvRecord, Operation } from "./types.ts";
 import { VALUE_OFFSET_LIMIT, ValueArena } from "./value-arena.ts";
 
@@ -103,7 +103,7 @@ export interface LogColumns {
   readonly values: Uint8Array;
 }
 
-export class RecordLog implements KeyNames {
+export class RecordLog implements KeyNames, KeyOwner {
   // ---- slots: rows [first, end) in use, ordered by revision ----
   private capacity!: number;
   private f64!: Float64Array;
@@ -150,7 +150,7 @@ export class RecordLog implements KeyNames {
     this.keyRows = new Int32Array(0);
     this.freeKeyIds = [];
     this.nextKeyId = 0;
-    this.sorted = new SortedKeys();
+    this.sorted = new SortedKeys(this);
     this.arena = new ValueArena();
     this.expiry = new ExpiryHeap();
     this.expiryDead = 0;
@@ -209,6 +209,10 @@ export class RecordLog implements KeyNames {
   /** KeyNames, for the key table. */
   nameOf(id: number): string {
     return this.keyNames[id]!;
+  }
+  /** KeyOwner, for the sorted index. */
+  liveNameOf(id: number): string | undefined {
+    return this.keyNames[id];
   }
   hashOf(id: number): number {
     return this.keyRows[id * KEY_I32 + K_HASH]!;
@@ -457,7 +461,7 @@ export class RecordLog implements KeyNames {
       log.keyRows[row + K_HASH] = hash;
       log.keys.insert(k, hash);
     }
-    log.sorted = SortedKeys.fromSorted(log.keyNames as string[]);
+    log.sorted = SortedKeys.fromSorted(log, log.keyNames as string[]);
     let offset = 0;
     for (let j = 0; j < n; j++) {
       const length = valueLength[j]!;
@@ -532,7 +536,7 @@ export class RecordLog implements KeyNames {
   private forgetKey(id: number): void {
     const key = this.keyNames[id]!;
     this.keys.delete(id, this.hashOf(id));
-    this.sorted.delete(key);
+    this.sorted.delete(key, id);
     this.keyNames[id] = undefined;
     this.freeKeyIds.push(id);
   }

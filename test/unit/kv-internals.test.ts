@@ -1,0 +1,239 @@
+/**
+ * Goal: the internal structures under the KV state machine keep their invariants under any sequence of
+ * operations: the sorted key index (with its pending list and id reuse), the key hash table
+ * (backward-shift deletion), the value arena (views stay valid across compaction), the expiry heap
+ * (total order), the record log (compaction keeps lists and revisions), and CRC-32 (zlib's values).
+ * Method: each structure against a naive twin (sorted array, Map, plain arrays) under random operations
+ * from fast-check, plus known-answer checks.
+ */
+import fc from "fast-check";
+import { crc32 as zlibCrc32 } from "node:zlib";
+import { describe, expect, it } from "vitest";
+import { crc32 } from "../../src/kv/crc32.ts";
+import { ExpiryHeap } from "../../src/kv/expiry-heap.ts";
+import { hashKey, KeyTable } from "../../src/kv/key-table.ts";
+import { EMPTY_VALUE, OP_PUT, RecordLog } from "../../src/kv/record-log.ts";
+import { SortedKeys } from "../../src/kv/sorted-keys.ts";
+import { ValueArena } from "../../src/kv/value-arena.ts";
+
+/** Names by id, as the record log keeps them (ids reused LIFO). */
+class Names {
+  names: (string | undefined)[] = [];
+  free: number[] = [];
+  byName = new Map<string, number>();
+  add(key: string): number {
+    const id = this.free.length > 0 ? this.free.pop()! : this.names.length;
+    this.names[id] = key;
+    this.byName.set(key, id);
+    return id;
+  }
+  remove(key: string): number {
+    const id = this.byName.get(key)!;
+    this.byName.delete(key);
+    this.names[id] = undefined;
+    this.free.push(id);
+    return id;
+  }
+  liveNameOf(id: number): string | undefined {
+    return this.names[id];
+  }
+  nameOf(id: number): string {
+    return this.names[id]!;
+  }
+  hashOf(id: number): number {
+    return hashKey(this.names[id]!);
+  }
+}
+
+const keyArb = fc.array(fc.constantFrom("a", "b", "c", "d", "e"), { minLength: 1, maxLength: 6 }).map((t) => t.join("."));
+const opArb = fc.oneof(
+  { weight: 5, arbitrary: keyArb.map((key) => ({ op: "add" as const, key })) },
+  { weight: 3, arbitrary: keyArb.map((key) => ({ op: "remove" as const, key })) },
+  { weight: 1, arbitrary: fc.constantFrom("", "a", "a.b", "c.", "e.e").map((key) => ({ op: "scan" as const, key })) },
+);
+
+describe("SortedKeys", () => {
+  it("lists exactly the live keys in order, with their ids, through pending merges and id reuse", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 400 }), (ops) => {
+        const names = new Names();
+        const sorted = new SortedKeys(names);
+        for (const { op, key } of ops) {
+          if (op === "add" && !names.byName.has(key)) sorted.insert(key, names.add(key));
+          else if (op === "remove" && names.byName.has(key)) {
+            const id = names.byName.get(key)!;
+            sorted.delete(key, id);
+            names.remove(key);
+          } else if (op === "scan") {
+            const seen: string[] = [];
+            sorted.scanPrefix(key, (k, id) => {
+              expect(names.names[id]).toBe(k);
+              seen.push(k);
+              return true;
+            });
+            expect(seen).toEqual([...names.byName.keys()].filter((k) => k.startsWith(key)).sort());
+          }
+        }
+        const { keys, ids } = sorted.entries();
+        expect(keys).toEqual([...names.byName.keys()].sort());
+        expect(Array.from(ids)).toEqual(keys.map((k) => names.byName.get(k)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("handles many keys (block splits, the rebuild merge, block merges after deletions)", () => {
+    const names = new Names();
+    const sorted = new SortedKeys(names);
+    const all = Array.from({ length: 20_000 }, (_, i) => `k.${(i * 7919) % 20_000}`);
+    for (const key of all) sorted.insert(key, names.add(key));
+    expect(sorted.entries().keys).toEqual([...all].sort());
+    for (const key of all.filter((_, i) => i % 3 !== 0)) {
+      sorted.delete(key, names.byName.get(key)!);
+      names.remove(key);
+    }
+    for (let i = 0; i < 100; i++) sorted.insert(`n.${i}`, names.add(`n.${i}`)); // small merge: one by one
+    expect(sorted.entries().keys).toEqual([...names.byName.keys()].sort());
+    let count = 0;
+    sorted.scanPrefix("k.1", () => ++count < 5);
+    expect(count).toBe(5); // stops when visit returns false
+  });
+
+  it("stops a scan early and reports it", () => {
+    const names = new Names();
+    const sorted = new SortedKeys(names);
+    for (const key of ["a.1", "a.2", "a.3"]) sorted.insert(key, names.add(key));
+    expect(sorted.scanPrefix("a.", (k) => k !== "a.2")).toBe(false);
+    expect(sorted.scanPrefix("b.", () => false)).toBe(true);
+  });
+});
+
+describe("KeyTable", () => {
+  it("finds exactly the keys present under random inserts and deletes", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 500 }), (ops) => {
+        const names = new Names();
+        const table = new KeyTable(names);
+        for (const { op, key } of ops) {
+          if (op === "add" && !names.byName.has(key)) table.insert(names.add(key), hashKey(key));
+          else if (op === "remove" && names.byName.has(key)) {
+            table.delete(names.byName.get(key)!, hashKey(key));
+            names.remove(key);
+          }
+          const probe = key;
+          expect(table.find(probe, hashKey(probe))).toBe(names.byName.get(probe) ?? -1);
+        }
+        expect(table.size).toBe(names.byName.size);
+        for (const [key, id] of names.byName) expect(table.find(key, hashKey(key))).toBe(id);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps probe runs intact when every key collides (backward-shift deletion)", () => {
+    const names = new Names();
+    const collide = { ...names, hashOf: () => 7, nameOf: (id: number) => names.nameOf(id) };
+    const table = new KeyTable(collide);
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    for (const key of keys) table.insert(names.add(key), 7);
+    for (const key of keys.filter((_, i) => i % 2 === 0)) table.delete(names.byName.get(key)!, 7);
+    for (const [i, key] of keys.entries()) expect(table.find(key, 7)).toBe(i % 2 === 0 ? -1 : names.byName.get(key));
+  });
+});
+
+describe("ValueArena", () => {
+  it("returns the stored bytes, and views stay valid after frees and chunk drops", () => {
+    const arena = new ValueArena();
+    const stored: { id: number; offset: number; bytes: Uint8Array; view: Uint8Array }[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const bytes = Uint8Array.from({ length: 1 + (i % 300) }, (_, j) => (i + j) & 0xff);
+      const id = arena.store(bytes);
+      stored.push({ id, offset: arena.lastOffset, bytes, view: arena.view(id, arena.lastOffset, bytes.length) });
+    }
+    for (const s of stored.filter((_, i) => i % 2 === 0)) arena.free(s.id, s.bytes.length);
+    for (const s of stored) expect(s.view).toEqual(s.bytes);
+    for (const s of stored.filter((_, i) => i % 2 === 1)) expect(arena.view(s.id, s.offset, s.bytes.length)).toEqual(s.bytes);
+    expect(arena.liveBytes).toBe(stored.filter((_, i) => i % 2 === 1).reduce((n, s) => n + s.bytes.length, 0));
+  });
+
+  it("gives large values a chunk of their own", () => {
+    const arena = new ValueArena();
+    const big = new Uint8Array(100_000).fill(9);
+    const id = arena.store(big);
+    expect(arena.lastOffset).toBe(0);
+    expect(arena.view(id, 0, big.length)).toEqual(big);
+    arena.free(id, big.length);
+    expect(arena.allocatedBytes).toBe(0);
+  });
+});
+
+describe("ExpiryHeap", () => {
+  it("pops in (time, revision) order; retain filters", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 1000 })), { maxLength: 200 }), (entries) => {
+        const heap = new ExpiryHeap();
+        const unique = [...new Map(entries.map(([t, r]) => [r, t])).entries()].map(([r, t]) => [t, r] as const);
+        for (const [t, r] of unique) heap.push(t, r);
+        heap.retain((r) => r % 3 !== 0);
+        const expected = unique.filter(([, r]) => r % 3 !== 0).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        const popped: [number, number][] = [];
+        while (heap.size > 0) {
+          popped.push([heap.peekTime(), heap.peekRevision()]);
+          heap.pop();
+        }
+        expect(popped).toEqual(expected);
+        expect(heap.peekTime()).toBe(Infinity);
+      }),
+    );
+  });
+});
+
+describe("RecordLog", () => {
+  it("keeps each key's records, revisions and bytes through many compactions", () => {
+    const log = new RecordLog();
+    const model = new Map<string, number[]>(); // key -> revisions, oldest first
+    let revision = 0;
+    let x = 1;
+    for (let i = 0; i < 20_000; i++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      const key = `k${x % 97}`;
+      const id = log.ensureKey(key);
+      log.append(id, OP_PUT, x % 5 === 0 ? EMPTY_VALUE : Uint8Array.of(x & 0xff, 1), i, 0, ++revision);
+      const list = model.get(key) ?? [];
+      list.push(revision);
+      model.set(key, list);
+      while (log.count(id) > 1 + (x % 4)) {
+        log.remove(log.oldest(id));
+        list.shift();
+      }
+    }
+    let bytes = 0;
+    for (const [key, revisions] of model) {
+      const id = log.keyId(key);
+      const seen: number[] = [];
+      for (let slot = log.oldest(id); slot !== -1; slot = log.newer(slot)) seen.push(log.revision(slot));
+      expect(seen).toEqual(revisions);
+      for (const r of revisions) {
+        const slot = log.slotOfRevision(r);
+        expect(log.record(slot).key).toBe(key);
+        bytes += key.length + log.valueLength(slot);
+      }
+    }
+    expect(log.bytes).toBe(bytes);
+    expect(log.live).toBe([...model.values()].reduce((n, l) => n + l.length, 0));
+    expect(log.keyCount).toBe(model.size);
+  });
+});
+
+describe("crc32", () => {
+  it("matches zlib, also in pieces and at odd offsets", () => {
+    expect(crc32(new TextEncoder().encode("123456789"))).toBe(0xcbf43926);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(300), (data, cut) => {
+        expect(crc32(data)).toBe(zlibCrc32(data));
+        const at = Math.min(cut, data.length);
+        expect(crc32(data.subarray(at), crc32(data.subarray(0, at)))).toBe(zlibCrc32(data));
+      }),
+    );
+  });
+});
