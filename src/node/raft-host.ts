@@ -448,7 +448,9 @@ export class RaftHost {
   }
 
   private installSnapshot(group: Group, snapshot: Snapshot): void {
-    group.sm.restore(snapshot);
+    // A joining node first receives the bootstrap snapshot (index 0, no data): it only carries the
+    // membership; the state machine keeps its initial image.
+    if (snapshot.data.length > 0) group.sm.restore(snapshot);
     group.applied = snapshot.metadata.index;
     group.snapshotIndex = snapshot.metadata.index;
     group.confState = snapshot.metadata.confState;
