@@ -24,6 +24,12 @@ const TTL_DISABLED = new CairnError("INVALID_OPTION", "per-key TTL is disabled: 
 
 export type ValueWrite = "put" | "create" | "update";
 
+/** Configs are handed out by status() and bucketConfig(): frozen, so no caller can change a bucket. */
+function frozen(config: BucketConfig): BucketConfig {
+  Object.freeze(config.metadata);
+  return Object.freeze(config);
+}
+
 export class Bucket {
   readonly name: string;
   config: BucketConfig;
@@ -31,7 +37,7 @@ export class Bucket {
 
   constructor(name: string, config: BucketConfig, log: RecordLog = new RecordLog()) {
     this.name = name;
-    this.config = config;
+    this.config = frozen(config);
     this.log = log;
   }
 
@@ -137,7 +143,7 @@ export class Bucket {
   /** Replaces the config (validated by the caller): a lower history trims every key; expiry follows. */
   updateConfig(next: BucketConfig, now: number, events: WatchEvent[]): void {
     const lowered = next.history < this.config.history;
-    this.config = next;
+    this.config = frozen(next);
     if (lowered) for (const id of this.log.keyIdList()) this.trim(id);
     this.expire(now, events);
   }

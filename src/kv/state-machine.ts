@@ -9,14 +9,14 @@
  * apply() never throws for a bad command: validation failures, CAS conflicts and limits come back as
  * `{ ok: false, code, message }` results, recorded in the request-id window like successes.
  */
-import { AssertionError } from "../shared/assert.ts";
+import { assert, AssertionError } from "../shared/assert.ts";
 import { CairnError } from "../shared/errors.ts";
 import { Bucket, failure } from "./bucket.ts";
 import { configsEqual, configUpdateAllowed, normalizeConfig } from "./config.ts";
 import { DedupeWindow } from "./dedupe.ts";
 import { compileFilters, validateBucketName, validateKey } from "./names.ts";
 import { selectSlots, type Selection } from "./query.ts";
-import { RecordLog } from "./record-log.ts";
+import { KEY_LENGTH_LIMIT, RecordLog } from "./record-log.ts";
 import { decodeSnapshot, encodeSnapshot } from "./snapshot.ts";
 import {
   DEFAULT_KV_LIMITS,
@@ -61,6 +61,8 @@ export class KvStateMachine {
   private clock = 0;
 
   constructor(limits: KvLimits = DEFAULT_KV_LIMITS) {
+    assert(Number.isSafeInteger(limits.keyBytesMax) && limits.keyBytesMax >= 1 && limits.keyBytesMax <= KEY_LENGTH_LIMIT, "keyBytesMax out of range");
+    assert(limits.dedupeWindowMs >= 0 && Number.isSafeInteger(limits.dedupeEntriesMax) && limits.dedupeEntriesMax >= 0, "dedupe limits out of range");
     this.limits = limits;
     this.dedupe = new DedupeWindow(limits.dedupeWindowMs, limits.dedupeEntriesMax);
   }
@@ -261,7 +263,8 @@ export class KvStateMachine {
   /**
    * The initial part of a watch, at the current applied state, ascending revision: `last` = the latest
    * record of each matching key (DEL/PURGE included), `history` = every retained record, `updates` =
-   * none; resumeFromRevision n = every retained record with revision >= n (overrides include).
+   * none; resumeFromRevision n = every retained record with revision >= n (overrides include; 0 acts
+   * as 1).
    * `revision` is the bucket's last revision: live events follow from revision + 1. `firstRevision` is
    * the oldest retained revision of the bucket (0 when empty): a resume from n < firstRevision skipped
    * [n, firstRevision - 1], and any revision in between missing from `records` was either not matching
@@ -273,9 +276,9 @@ export class KvStateMachine {
     let selection: Selection | null;
     let afterRevision = 0;
     if (resume !== undefined) {
-      if (!isRevision(resume) || resume < 1) throw new TypeError("resumeFromRevision must be a positive integer");
+      if (!isRevision(resume)) throw new TypeError("resumeFromRevision must be a non-negative integer");
       selection = "all";
-      afterRevision = resume - 1;
+      afterRevision = Math.max(0, resume - 1);
     } else if (options.include === "last") selection = "latest";
     else if (options.include === "history") selection = "all";
     else if (options.include === "updates") selection = null;

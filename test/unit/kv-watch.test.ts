@@ -48,7 +48,8 @@ describe("watchInitial", () => {
     }
     expect(h.sm.watchInitial("b", ["a.>"], { include: "last", resumeFromRevision: 2 }).records.map((r) => r.revision)).toEqual([3, 4, 5]);
     expect(h.sm.watchInitial("b", [">"], { include: "last", resumeFromRevision: 7 }).records).toEqual([]);
-    expect(() => h.sm.watchInitial("b", [">"], { include: "last", resumeFromRevision: 0 })).toThrow(TypeError);
+    expect(h.sm.watchInitial("b", [">"], { include: "updates", resumeFromRevision: 0 }).records).toHaveLength(6); // 0 acts as 1
+    expect(() => h.sm.watchInitial("b", [">"], { include: "last", resumeFromRevision: -1 })).toThrow(TypeError);
   });
 
   it("reports the oldest retained revision, so a resume can tell which range it skipped", () => {
