@@ -18,6 +18,7 @@ export const FAULT_KINDS = [
   "crash", // power loss: unsynced writes lost, restart later from disk
   "crashLeader",
   "crashNewLeader", // crash the next newly elected leader a few steps after it wins (figure 8 windows)
+  "isolateNewLeader", // cut the next newly elected leader off a few steps after it wins (in-flight messages lost)
   "pause", // SIGSTOP: the node runs nothing, its inbox fills, then it resumes
   "diskStall", // every fsync of the node takes very long
   "compact", // snapshot + log compaction on a node (followers then need snapshots)

@@ -99,9 +99,12 @@ export class Swarm {
   private readonly faults: Fault[];
   private nextFault = 0;
   private calm = false;
-  /** crashNewLeader: armed until a leader of a term above `aboveTerm` appears, then crashed after `delay`. */
-  private newLeaderCrash: { aboveTerm: number; delay: number; downtime: number } | null = null;
-  private readonly crashAt = new Map<SimNode, { at: number; downtime: number }>();
+  /**
+   * crashNewLeader / isolateNewLeader: armed until a leader of a term above `aboveTerm` appears,
+   * which is then crashed or cut off `delay` steps later, for `duration` steps.
+   */
+  private newLeaderFault: { aboveTerm: number; delay: number; duration: number; crash: boolean } | null = null;
+  private readonly newLeaderFaultAt = new Map<SimNode, { at: number; duration: number; crash: boolean }>();
   private step = 0;
 
   constructor(
@@ -171,7 +174,7 @@ export class Swarm {
     this.endFaults(now);
     while (this.queue.peekTime() <= now) this.handle(this.queue.pop()!);
     this.tickNodes(now);
-    if (!this.calm) this.crashNewLeaders(now);
+    if (!this.calm) this.newLeaderFaults(now);
     this.runClients(now);
     if (!this.calm && this.params.compactEvery > 0 && now % this.params.compactEvery === 0 && now > 0) {
       this.compact(this.faultRng.pick(this.cluster.list));
@@ -387,9 +390,11 @@ export class Swarm {
         this.restartAt.set(victim, this.step + fault.duration);
         return true;
       }
-      case "crashNewLeader": {
+      case "crashNewLeader":
+      case "isolateNewLeader": {
         const leader = this.leader();
-        this.newLeaderCrash = { aboveTerm: leader === null ? 0 : leader.core!.status().term, delay: fault.a % 4, downtime: fault.duration };
+        const aboveTerm = leader === null ? 0 : leader.core!.status().term;
+        this.newLeaderFault = { aboveTerm, delay: fault.a + fault.b, duration: fault.duration, crash: fault.kind === "crashNewLeader" };
         return true;
       }
       case "pause": {
@@ -421,21 +426,26 @@ export class Swarm {
     }
   }
 
-  private crashNewLeaders(now: number): void {
-    const armed = this.newLeaderCrash;
+  private newLeaderFaults(now: number): void {
+    const armed = this.newLeaderFault;
     if (armed !== null) {
       const leader = this.leader();
       if (leader !== null && leader.core!.status().term > armed.aboveTerm) {
-        this.newLeaderCrash = null;
-        this.crashAt.set(leader, { at: now + armed.delay, downtime: armed.downtime });
+        this.newLeaderFault = null;
+        this.newLeaderFaultAt.set(leader, { at: now + armed.delay, duration: armed.duration, crash: armed.crash });
       }
     }
-    for (const [node, { at, downtime }] of this.crashAt) {
+    for (const [node, { at, duration, crash }] of this.newLeaderFaultAt) {
       if (at > now) continue;
-      this.crashAt.delete(node);
+      this.newLeaderFaultAt.delete(node);
       if (!node.alive) continue;
-      this.cluster.crash(node);
-      this.restartAt.set(node, now + downtime);
+      if (crash) {
+        this.cluster.crash(node);
+        this.restartAt.set(node, now + duration);
+      } else {
+        const rest = this.cluster.list.filter((other) => other !== node).map((other) => other.id);
+        this.cut(crossLinks([node.id], rest), duration, `isolate new leader ${node.id}`);
+      }
     }
   }
 
