@@ -70,6 +70,7 @@ export function summarizeHistory(report: HistoryReport): string {
     const ops = `${key.definiteOps} definite + ${key.unknownOps} unknown ops`;
     lines.push(`key ${JSON.stringify(key.key)}: ${key.verdict} (${ops}, ${states})${key.reason === undefined ? "" : ` ${key.reason}`}`);
     if (key.failure !== undefined) {
+      lines.push(`  ${key.failure.reason}`);
       lines.push(`  prefix of ${key.failure.linearizedPrefix.length} ops linearizable; then none of these can come next:`);
       for (const op of key.failure.unlinearizable) lines.push(`    ${describeOp(op)}`);
     }

@@ -14,11 +14,12 @@ import {
   DEFAULT_AMBIGUOUS_ERROR_CODES,
   assertValidHistory,
   classifyOp,
+  describeOp,
   splitByKey,
   type Op,
   type OpClass,
 } from "./history.ts";
-import { INITIAL_KEY_STATE, type KeyState, type RevisionSet } from "./model.ts";
+import { INITIAL_KEY_STATE, type KeyState } from "./model.ts";
 import { indexObservers } from "./observers.ts";
 import { KeySearch, type SearchFailure } from "./wgl.ts";
 
@@ -35,16 +36,21 @@ export interface CheckOptions {
   /** State of every key before the history starts (default: absent, revision 0). */
   initialState?: KeyState;
   /**
-   * Revisions reported by ok writes anywhere in the bucket (revisions are bucket-wide and unique).
-   * checkLinearizability computes it from the whole history; checkKey alone defaults to its own ops.
+   * The ok writes of the whole bucket by the revision they reported (revisions are bucket-wide and
+   * unique). checkLinearizability computes it from the whole history; checkKey alone defaults to
+   * its own ops.
    */
-  takenRevisions?: RevisionSet;
+  reportedRevisions?: ReadonlyMap<number, Op>;
 }
 
 export const DEFAULT_MAX_STATES_PER_KEY = 2_000_000;
 
 /** Why a key is not linearizable: the longest prefix found and the ops that cannot follow it. */
-export type KeyFailure = { key: string } & SearchFailure;
+export type KeyFailure = {
+  key: string;
+  /** In words: why no linearization exists. */
+  reason: string;
+} & SearchFailure;
 
 export interface KeyResult {
   key: string;
@@ -87,10 +93,26 @@ export function checkKey(key: string, ops: readonly Op[], options: CheckOptions 
   const definite = definiteWithClass.map((d) => d.op);
   const definiteClass = definiteWithClass.map((d) => d.cls);
   unknown.sort(byInvoke);
-  const taken = options.takenRevisions ?? revisionsReported(ops);
+  const taken = options.reportedRevisions ?? revisionsReported(ops);
+  const initial = options.initialState ?? INITIAL_KEY_STATE;
+  const impossible = impossibleOps(key, ops, ambiguous, taken, initial);
+  if (impossible.length > 0) {
+    // Illegal wherever they are placed: no search needed, and the reason is plain.
+    const first = impossible.reduce((a, b) => (b.op.completeMs! < a.op.completeMs! ? b : a));
+    const failure: KeyFailure = {
+      key,
+      reason: impossible.map((i) => `${describeOp(i.op)}: ${i.reason}`).join("; "),
+      linearizedPrefix: [],
+      stateAfterPrefix: initial,
+      unlinearizable: impossible.map((i) => i.op),
+      blockedBy: first.op,
+      pendingUnknown: [],
+    };
+    return { key, verdict: "fail", definiteOps: definite.length, unknownOps: unknown.length, droppedOps: dropped, exploredStates: 0, failure };
+  }
   const observers = indexObservers(definite, definiteClass, unknown, taken);
   const maxStates = options.maxStatesPerKey ?? DEFAULT_MAX_STATES_PER_KEY;
-  const search = new KeySearch(definite, definiteClass, unknown, observers, taken, options.initialState ?? INITIAL_KEY_STATE, maxStates);
+  const search = new KeySearch(definite, definiteClass, unknown, observers, taken, initial, maxStates);
   const outcome = search.run();
   const base = {
     key,
@@ -103,19 +125,70 @@ export function checkKey(key: string, ops: readonly Op[], options: CheckOptions 
     case "ok":
       return { ...base, verdict: "ok", linearization: outcome.linearization.map((op) => op.id) };
     case "fail":
-      return { ...base, verdict: "fail", failure: { key, ...outcome.failure } };
+      return { ...base, verdict: "fail", failure: { key, reason: SEARCH_FAILURE, ...outcome.failure } };
     case "unknown":
       return { ...base, verdict: "unknown", reason: `search gave up after ${String(maxStates)} states (maxStatesPerKey)` };
   }
 }
 
-/** Revisions that ok writes reported: unique in a bucket, so an unreported revision is none of them. */
-export function revisionsReported(ops: readonly Op[]): Set<number> {
-  const taken = new Set<number>();
+/**
+ * The ok writes by the revision they reported (the first, if several report one: checkRevisionOrder
+ * flags that). Revisions are unique in a bucket, so an unreported revision is none of these.
+ */
+export function revisionsReported(ops: readonly Op[]): Map<number, Op> {
+  const reported = new Map<number, Op>();
   for (const op of ops) {
-    if (op.outcome === "ok" && op.type !== "get" && op.revision !== undefined) taken.add(op.revision);
+    if (op.outcome === "ok" && op.type !== "get" && op.revision !== undefined && !reported.has(op.revision)) {
+      reported.set(op.revision, op);
+    }
   }
-  return taken;
+  return reported;
+}
+
+const SEARCH_FAILURE =
+  "no order of the operations is legal: after the longest linearizable prefix, none of the operations that must come next is legal";
+
+/**
+ * Operations that are illegal in every order, found without a search: a read of a value that no
+ * write on the key could have written, or a revision (read, expected or actual) that an ok write on
+ * another key reported, or that belongs to a different write than the one read.
+ */
+function impossibleOps(
+  key: string,
+  ops: readonly Op[],
+  ambiguous: ReadonlySet<string>,
+  reported: ReadonlyMap<number, Op>,
+  initial: KeyState,
+): { op: Op; reason: string }[] {
+  const written = new Set<string>();
+  if (initial.value !== null) written.add(initial.value);
+  for (const op of ops) {
+    const cls = classifyOp(op, ambiguous);
+    if (op.value !== undefined && op.type !== "get" && (cls === "effect" || cls === "unknown")) written.add(op.value);
+  }
+  const found: { op: Op; reason: string }[] = [];
+  const revisionOf = (op: Op, revision: number, what: string): void => {
+    const writer = reported.get(revision);
+    if (writer !== undefined && writer.key !== key) {
+      found.push({ op, reason: `its ${what} revision ${revision} belongs to ${describeOp(writer)}` });
+    }
+  };
+  for (const op of ops) {
+    const cls = classifyOp(op, ambiguous);
+    if (op.type === "get" && cls === "effect" && op.readValue !== null && op.readValue !== undefined) {
+      const writer = op.revision === undefined ? undefined : reported.get(op.revision);
+      if (!written.has(op.readValue)) {
+        found.push({ op, reason: "reads a value that no write on this key could have written" });
+      } else if (writer !== undefined && writer.key === key && writer.value !== op.readValue) {
+        found.push({ op, reason: `reads revision ${op.revision!}, which ${describeOp(writer)} wrote with another value` });
+      } else if (op.revision !== undefined) {
+        revisionOf(op, op.revision, "read");
+      }
+    }
+    if (cls === "effect" && op.expectedRevision !== undefined) revisionOf(op, op.expectedRevision, "expected");
+    if (cls === "conflict" && op.actualRevision !== undefined) revisionOf(op, op.actualRevision, "actual");
+  }
+  return found;
 }
 
 /**
@@ -125,7 +198,7 @@ export function revisionsReported(ops: readonly Op[]): Set<number> {
 export function checkLinearizability(ops: readonly Op[], options: CheckOptions = {}): HistoryResult {
   assertValidHistory(ops);
   const keys: KeyResult[] = [];
-  const keyOptions: CheckOptions = { ...options, takenRevisions: options.takenRevisions ?? revisionsReported(ops) };
+  const keyOptions: CheckOptions = { ...options, reportedRevisions: options.reportedRevisions ?? revisionsReported(ops) };
   for (const [key, keyOps] of splitByKey(ops)) keys.push(checkKey(key, keyOps, keyOptions));
   const verdict: Verdict = keys.some((k) => k.verdict === "fail")
     ? "fail"

@@ -198,6 +198,7 @@ function explain(failure: KeyFailure): string {
   const list = (ops: readonly Op[]): string => ops.map((op) => escape(describeOp(op))).join("\n") || "(none)";
   const tail = failure.linearizedPrefix.slice(-20);
   return `<h3>Why key ${escape(JSON.stringify(failure.key))} is not linearizable</h3>
+<p><b>${escape(failure.reason)}</b></p>
 <p>The longest linearizable prefix has ${failure.linearizedPrefix.length} operations. After it the key is
 <code>${escape(JSON.stringify(failure.stateAfterPrefix))}</code>, and none of the operations that must come
 next is legal. <b>${escape(describeOp(failure.blockedBy))}</b> returned first, so one of these had to be next:</p>

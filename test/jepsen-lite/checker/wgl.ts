@@ -48,6 +48,8 @@ interface Level {
   readonly candidates: readonly number[];
   /** The definite op of that return. */
   readonly blocking: number;
+  /** Effects of the unknown ops tried at this level (see effectSignature). */
+  readonly triedEffects: Set<string>;
 }
 
 interface Frame {
@@ -95,6 +97,7 @@ export class KeySearch {
   private writeCursor = 0;
 
   private readonly cache = new Set<string>();
+  private readonly effects: string[];
   private readonly valueIds = new Map<string, number>();
   private readonly stack: Frame[] = [];
   private state: KeyState;
@@ -140,6 +143,7 @@ export class KeySearch {
       this.uPrev[u] = last;
       last = u;
     }
+    this.effects = unknown.map(effectSignature);
     this.definiteDone = new Uint8Array(nd);
     this.unknownDone = new Uint8Array(nu);
     this.writeOrder = [];
@@ -158,7 +162,7 @@ export class KeySearch {
     let phase: 0 | 1 = 0;
     let cursor = next[HEAD]!;
     let uCursor = -1;
-    let level: Level = { boundMs: 0, candidates: [], blocking: -1 };
+    let level: Level = { boundMs: 0, candidates: [], blocking: -1, triedEffects: new Set() };
     for (;;) {
       if (this.definiteCount === nd) {
         const linearization = stack.map((f) => (f.unknown ? this.unknown[f.index]! : this.definite[f.index]!));
@@ -176,7 +180,12 @@ export class KeySearch {
           else cursor = next[cursor]!;
           continue;
         }
-        level = { boundMs: nodeTime[cursor]!, candidates: this.candidatesBefore(cursor), blocking: (cursor - 2) >> 1 };
+        level = {
+          boundMs: nodeTime[cursor]!,
+          candidates: this.candidatesBefore(cursor),
+          blocking: (cursor - 2) >> 1,
+          triedEffects: new Set(),
+        };
         phase = 1;
         uCursor = uNext[this.uHead]!;
         continue;
@@ -232,6 +241,11 @@ export class KeySearch {
   }
 
   private tryUnknown(u: number, level: Level): boolean {
+    // Symmetry: two unknown ops with the same effect, both available now (and so forever: they have
+    // no return), lead to mirror-image futures. Trying one of them at a level is enough.
+    const effect = this.effects[u]!;
+    if (level.triedEffects.has(effect)) return false;
+    level.triedEffects.add(effect);
     if (!this.worthTrying(u, level)) return false;
     const after = stepKey(this.state, this.unknown[u]!, "unknown", this.taken);
     if (after === null) return false;
@@ -380,4 +394,10 @@ export class KeySearch {
       pendingUnknown: this.unknown.filter((op) => !placed.has(op) && op.invokeMs <= best.level.boundMs),
     };
   }
+}
+
+/** Unknown ops with equal signatures have the same effect on the model (and the same observers). */
+function effectSignature(op: Op): string {
+  const kind = op.type === "delete" || op.type === "purge" ? "remove" : op.type;
+  return JSON.stringify([kind, op.value ?? null, op.expectedRevision ?? null]);
 }
