@@ -42,7 +42,7 @@ const arbConfig: fc.Arbitrary<BucketConfig> = fc
     history: fc.integer({ min: 1, max: 4 }),
     ttlMs: fc.oneof(fc.constant(0), fc.integer({ min: 2, max: 24 }).map((n) => n * 250)),
     markerTtlMs: fc.oneof(fc.constant(0), fc.integer({ min: 4, max: 16 }).map((n) => n * 250)),
-    maxBytes: fc.oneof(fc.constant(-1), fc.integer({ min: 10, max: 120 })),
+    maxBytes: fc.oneof(fc.constant(-1), fc.integer({ min: 6, max: 40 })),
     maxValueSize: fc.oneof(fc.constant(-1), fc.integer({ min: 2, max: 6 })),
     storage: fc.constantFrom("file" as const, "memory" as const),
   })
@@ -249,7 +249,7 @@ describe("KvStateMachine against the reference model", () => {
   it("agrees on results, events and state; snapshots are canonical and restore changes nothing", () => {
     fc.assert(
       fc.property(
-        fc.commands(allCommands, { maxCommands: 100 }),
+        fc.commands(allCommands, { maxCommands: 200, size: "medium" }),
         (commands) => {
           let last: Real | undefined;
           const setup = (): { model: Model; real: Real } => {
@@ -257,9 +257,14 @@ describe("KvStateMachine against the reference model", () => {
             const twin = new KvStateMachine(LIMITS);
             const model: Model = { kv: new KvModel(LIMITS) };
             const real: Real = { sm, twin, index: 0, leaderNow: T0 };
-            // Start with two buckets so most commands hit something.
-            for (const bucket of ["b0", "b1"]) {
-              const command: KvCommand = { type: "bucketCreate", bucket, config: normalizeConfig({ history: 2, markerTtlMs: 1000, ttlMs: 4000 }) };
+            // Start with buckets so most commands hit something: two with TTLs and markers, one small.
+            const initial = [
+              ["b0", { history: 2, markerTtlMs: 1000, ttlMs: 4000 }],
+              ["b1", { history: 2, markerTtlMs: 1000, ttlMs: 4000 }],
+              ["b2", { history: 1, maxBytes: 24, maxValueSize: 5 }],
+            ] as const;
+            for (const [bucket, config] of initial) {
+              const command: KvCommand = { type: "bucketCreate", bucket, config: normalizeConfig(config) };
               real.index++;
               model.kv.apply(T0, command);
               sm.apply(real.index, { now: T0, command });
@@ -272,7 +277,7 @@ describe("KvStateMachine against the reference model", () => {
           expect(Buffer.from(last!.sm.snapshot()).equals(Buffer.from(last!.twin.snapshot()))).toBe(true);
         },
       ),
-      { numRuns: Number(process.env["KV_MODEL_RUNS"] ?? 4000) },
+      { numRuns: Number(process.env["KV_MODEL_RUNS"] ?? 1500) },
     );
   });
 });
