@@ -48,6 +48,11 @@ function malformed(what: string): CairnError {
   return new CairnError("INVALID_REQUEST", `malformed request: ${what}`);
 }
 
+/** An optional command field: a codec may turn an absent field into null; both mean "not given". */
+function optional<T>(value: T | null | undefined): T | undefined {
+  return value === null ? undefined : value;
+}
+
 function isRevision(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
@@ -159,7 +164,7 @@ export class KvStateMachine {
       case "purge": {
         const bucket = this.bucketOf(command.bucket);
         const key = validateKey(command.key, this.limits);
-        const expected = command.revision;
+        const expected = optional(command.revision);
         if (expected !== undefined && !isRevision(expected)) throw malformed("revision");
         const ttlMs = command.type === "purge" ? this.keyTtl(command.ttlMs) : undefined;
         return bucket.writeMarker(command.type, key, expected, ttlMs, now, events);
@@ -184,7 +189,7 @@ export class KvStateMachine {
 
   /** A per-key TTL option: absent, or an integer >= KEY_TTL_MS_MIN (CairnError INVALID_OPTION). */
   private keyTtl(ttlMs: unknown): number | undefined {
-    if (ttlMs === undefined) return undefined;
+    if (optional(ttlMs) === undefined) return undefined;
     if (typeof ttlMs !== "number" || !Number.isSafeInteger(ttlMs) || ttlMs < KEY_TTL_MS_MIN) {
       throw new CairnError("INVALID_OPTION", "invalid per-key TTL: must be a whole number of ms >= 1000");
     }

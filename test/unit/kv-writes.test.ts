@@ -230,6 +230,14 @@ describe("malformed commands", () => {
     expect(result).toMatchObject({ ok: false, code: "INVALID_REQUEST" });
   });
 
+  it("read null optional fields (revision, ttlMs) as absent, as a codec may produce them", () => {
+    const h = setup();
+    h.put("b", "k", "v");
+    expect(h.ok({ type: "delete", bucket: "b", key: "k", revision: null } as never)).toEqual({ ok: true, revision: 2 });
+    expect(h.ok({ type: "put", bucket: "b", key: "k", value: bytes("w"), ttlMs: null } as never)).toEqual({ ok: true, revision: 3 });
+    expect(h.sm.get("b", "k")?.expiresAt).toBeUndefined();
+  });
+
   it("apply indexes must increase (an assertion: a driver bug, not bad input)", () => {
     const h = setup();
     expect(() => h.sm.apply(h.index, { now: h.now, command: { type: "expire", bucket: "b" } })).toThrow(/must exceed/);
