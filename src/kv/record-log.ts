@@ -163,10 +163,6 @@ export class RecordLog implements KeyNames, KeyOwner {
   created(slot: number): number {
     return this.f64[slot * SLOT_F64 + F_CREATED]!;
   }
-  /** Own expiry time (per-key TTL or marker TTL); 0 = none. */
-  expiresAt(slot: number): number {
-    return this.f64[slot * SLOT_F64 + F_EXPIRES]!;
-  }
   /** Key id of the record, -1 when the slot was removed. */
   keyOf(slot: number): number {
     return this.i32[slot * SLOT_I32 + I_KEY]!;
@@ -178,10 +174,6 @@ export class RecordLog implements KeyNames, KeyOwner {
   /** The key's next newer record, or -1. */
   newer(slot: number): number {
     return this.i32[slot * SLOT_I32 + I_NEXT]!;
-  }
-  /** Operation code (OP_PUT, OP_DEL, OP_PURGE). */
-  op(slot: number): number {
-    return this.i32[slot * SLOT_I32 + I_OFFSET_OP]! & OP_MASK;
   }
   isPut(slot: number): boolean {
     return (this.i32[slot * SLOT_I32 + I_OFFSET_OP]! & OP_MASK) === OP_PUT;
