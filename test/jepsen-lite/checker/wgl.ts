@@ -48,8 +48,8 @@ interface Level {
   readonly candidates: readonly number[];
   /** The definite op of that return. */
   readonly blocking: number;
-  /** Effects of the unknown ops tried at this level (see effectSignature). */
-  readonly triedEffects: Set<string>;
+  /** Effect classes of the unknown ops tried at this level. */
+  readonly triedEffects: Set<number>;
 }
 
 interface Frame {
@@ -70,6 +70,9 @@ interface DeadEnd {
   readonly level: Level;
 }
 
+/** Named limit: dominance vectors kept per (definite set, state); the exact cache has no such cap. */
+const DOMINANCE_VECTORS_MAX = 256;
+
 const CALL = 0;
 const RETURN = 1;
 const HEAD = 0;
@@ -89,15 +92,23 @@ export class KeySearch {
   private prefix = 0;
   private aboveCount = 0;
   private readonly unknownDone: Uint8Array;
-  private readonly unknownDoneSorted: number[] = [];
+  // Unknown ops with the same effect (effectSignature) form a class. Once linearized, an op was
+  // available, and so are the earlier-invoked ops of its class: which ones of a class are
+  // linearized does not matter, only how many (swap them and the futures mirror each other).
+  private readonly effectClass: Int32Array;
+  private readonly usedPerClass: Int32Array;
+  private readonly usedClasses: number[] = []; // sorted, classes with usedPerClass > 0
   private definiteCount = 0;
   // Definite writes with a reported revision, by revision; writeCursor = first not yet linearized.
   private readonly writeOrder: number[];
   private readonly writePosition: Int32Array;
   private writeCursor = 0;
 
+  // Lowe's cache: exact keys, plus per (definite set, state) the first few vectors of linearized
+  // unknown ops per class, for dominance.
   private readonly cache = new Set<string>();
-  private readonly effects: string[];
+  private readonly dominance = new Map<string, number[][]>();
+  private explored = 0;
   private readonly valueIds = new Map<string, number>();
   private readonly stack: Frame[] = [];
   private state: KeyState;
@@ -143,7 +154,14 @@ export class KeySearch {
       this.uPrev[u] = last;
       last = u;
     }
-    this.effects = unknown.map(effectSignature);
+    const classIds = new Map<string, number>();
+    this.effectClass = new Int32Array(nu);
+    unknown.forEach((op, u) => {
+      const signature = effectSignature(op);
+      if (!classIds.has(signature)) classIds.set(signature, classIds.size);
+      this.effectClass[u] = classIds.get(signature)!;
+    });
+    this.usedPerClass = new Int32Array(classIds.size);
     this.definiteDone = new Uint8Array(nd);
     this.unknownDone = new Uint8Array(nu);
     this.writeOrder = [];
@@ -166,9 +184,9 @@ export class KeySearch {
     for (;;) {
       if (this.definiteCount === nd) {
         const linearization = stack.map((f) => (f.unknown ? this.unknown[f.index]! : this.definite[f.index]!));
-        return { verdict: "ok", exploredStates: this.cache.size, linearization };
+        return { verdict: "ok", exploredStates: this.explored, linearization };
       }
-      if (this.cache.size > this.maxStates) return { verdict: "unknown", exploredStates: this.cache.size };
+      if (this.explored > this.maxStates) return { verdict: "unknown", exploredStates: this.explored };
       const top = stack.length > 0 ? stack[stack.length - 1]! : null;
       const afterUnknown = top !== null && top.unknown ? top.index : -1;
       if (phase === 0) {
@@ -203,7 +221,7 @@ export class KeySearch {
       // Dead end: backtrack.
       if (afterUnknown < 0) this.recordDeadEnd(level);
       const frame = stack.pop();
-      if (frame === undefined) return { verdict: "fail", exploredStates: this.cache.size, failure: this.failure() };
+      if (frame === undefined) return { verdict: "fail", exploredStates: this.explored, failure: this.failure() };
       this.state = frame.previous;
       if (frame.unknown) {
         this.unmarkUnknown(frame.index);
@@ -243,7 +261,7 @@ export class KeySearch {
   private tryUnknown(u: number, level: Level): boolean {
     // Symmetry: two unknown ops with the same effect, both available now (and so forever: they have
     // no return), lead to mirror-image futures. Trying one of them at a level is enough.
-    const effect = this.effects[u]!;
+    const effect = this.effectClass[u]!;
     if (level.triedEffects.has(effect)) return false;
     level.triedEffects.add(effect);
     if (!this.worthTrying(u, level)) return false;
@@ -283,18 +301,39 @@ export class KeySearch {
     return false;
   }
 
-  /** Adds (linearized set, state) to the cache; false if it was there. */
+  /**
+   * Records (linearized set, state); false when it is already covered. Lowe's cache, with unknown
+   * ops counted per effect class, and dominance: a state with the same definite ops linearized and
+   * the same model state, but at least as many unknown ops of every class used up, has no option
+   * the recorded one lacked.
+   */
   private remember(state: KeyState): boolean {
-    let key = `${String(this.prefix)}|`;
+    let base = `${String(this.prefix)}|`;
     for (let j = this.prefix + 1, found = 0; found < this.aboveCount; j++) {
       if (this.definiteDone[j] === 1) {
-        key += `${String(j)},`;
+        base += `${String(j)},`;
         found++;
       }
     }
-    key += `|${this.unknownDoneSorted.join(",")}|${stateKey(state, (value) => this.valueId(value))}`;
+    base += `|${stateKey(state, (value) => this.valueId(value))}`;
+    const used: number[] = [];
+    for (const c of this.usedClasses) used.push(c, this.usedPerClass[c]!);
+    const key = `${base}|${used.join(",")}`;
     if (this.cache.has(key)) return false;
+    const recorded = this.dominance.get(base);
+    if (recorded !== undefined && recorded.some((vector) => this.covers(vector))) return false;
     this.cache.add(key);
+    if (recorded === undefined) this.dominance.set(base, [used]);
+    else if (recorded.length < DOMINANCE_VECTORS_MAX) recorded.push(used);
+    this.explored++;
+    return true;
+  }
+
+  /** Whether at least as many unknown ops of every class in `vector` are used up now. */
+  private covers(vector: readonly number[]): boolean {
+    for (let i = 0; i < vector.length; i += 2) {
+      if (this.usedPerClass[vector[i]!]! < vector[i + 1]!) return false;
+    }
     return true;
   }
 
@@ -354,10 +393,13 @@ export class KeySearch {
     uNext[uPrev[u]!] = uNext[u]!;
     if (uNext[u]! >= 0) uPrev[uNext[u]!] = uPrev[u]!;
     this.unknownDone[u] = 1;
-    const sorted = this.unknownDoneSorted;
-    let at = sorted.length;
-    while (at > 0 && sorted[at - 1]! > u) at--;
-    sorted.splice(at, 0, u);
+    const c = this.effectClass[u]!;
+    if (this.usedPerClass[c]!++ === 0) {
+      const sorted = this.usedClasses;
+      let at = sorted.length;
+      while (at > 0 && sorted[at - 1]! > c) at--;
+      sorted.splice(at, 0, c);
+    }
   }
 
   private unmarkUnknown(u: number): void {
@@ -365,7 +407,8 @@ export class KeySearch {
     uNext[uPrev[u]!] = u;
     if (uNext[u]! >= 0) uPrev[uNext[u]!] = u;
     this.unknownDone[u] = 0;
-    this.unknownDoneSorted.splice(this.unknownDoneSorted.lastIndexOf(u), 1);
+    const c = this.effectClass[u]!;
+    if (--this.usedPerClass[c]! === 0) this.usedClasses.splice(this.usedClasses.indexOf(c), 1);
   }
 
   private top(): Frame | null {
