@@ -106,10 +106,6 @@ export class SimDisk {
     this.unsynced = [];
   }
 
-  get unsyncedBatches(): number {
-    return this.unsynced.length;
-  }
-
   /**
    * Power loss. Returns what survived and a word on what happened, for the fault counters.
    * The disk is empty of pending work afterwards.

@@ -172,10 +172,6 @@ export class History implements CommitListener {
     log.values.push(command.value);
   }
 
-  committedIndexOf(value: string): number | undefined {
-    return this.committedValues.get(value);
-  }
-
   // --- reads --------------------------------------------------------------------------------------
 
   invokeRead(client: number, key: string, context: string, now: number): ReadOp {

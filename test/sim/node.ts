@@ -126,10 +126,6 @@ export class SimNode {
     return this.pending !== null;
   }
 
-  get inboxLength(): number {
-    return this.inbox.length;
-  }
-
   status(): RaftStatus | null {
     return this.core === null ? null : this.core.status();
   }

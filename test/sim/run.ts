@@ -30,7 +30,7 @@ const trace = (line: string) => {
 
 function summary(result: SimResult): string {
   return [
-    `  safety steps ${result.steps}, liveness steps ${result.livenessSteps}, max term ${result.maxTerm}, committed ${result.committed}`,
+    `  safety steps ${result.steps}, liveness steps ${result.livenessSteps} (fresh write committed after ${result.recoverySteps}), max term ${result.maxTerm}, committed ${result.committed}`,
     `  checks ${JSON.stringify(result.checks)}`,
     `  history ${JSON.stringify(result.history)}`,
     `  counters ${JSON.stringify(result.counters)}`,

@@ -6,6 +6,7 @@
  * (so a fault that never fires, or a checker that never runs, is visible).
  */
 import { formatFailure, runSeed, DEFAULT_STEPS, type Profile } from "./seeds.ts";
+import { LIVENESS_ELECTION_TIMEOUTS } from "./swarm.ts";
 
 function argument(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -27,11 +28,14 @@ const failures: string[] = [];
 let safetySteps = 0;
 let livenessStepsMax = 0;
 let livenessStepsSum = 0;
+/** Liveness time in election timeouts (electionTicks x tickSteps steps), the unit of the bound. */
+let livenessTimeoutsMax = 0;
 let committedSum = 0;
 const started = performance.now();
 
 for (let seed = start; seed < start + seeds; seed++) {
-  const { result } = runSeed(seed, profile, steps);
+  const { params, result } = runSeed(seed, profile, steps);
+  livenessTimeoutsMax = Math.max(livenessTimeoutsMax, result.recoverySteps / (params.electionTicks * params.tickSteps));
   safetySteps += result.steps;
   livenessStepsMax = Math.max(livenessStepsMax, result.livenessSteps);
   livenessStepsSum += result.livenessSteps;
@@ -61,7 +65,7 @@ const table = (prefix: string) =>
 
 console.log(`\nsoak: ${seeds} seeds (${start}..${start + seeds - 1}), profile ${profile}, ${steps} steps each`);
 console.log(`time ${seconds.toFixed(1)} s: ${(seeds / seconds).toFixed(1)} seeds/s, ${((safetySteps / seconds) | 0).toLocaleString("en")} safety steps/s`);
-console.log(`committed entries per seed (mean) ${(committedSum / seeds).toFixed(1)}; liveness steps mean ${(livenessStepsSum / seeds).toFixed(1)}, max ${livenessStepsMax}`);
+console.log(`committed entries per seed (mean) ${(committedSum / seeds).toFixed(1)}; liveness steps mean ${(livenessStepsSum / seeds).toFixed(1)}, max ${livenessStepsMax}; slowest recovery (fresh write committed) ${livenessTimeoutsMax.toFixed(1)} election timeouts (bound ${LIVENESS_ELECTION_TIMEOUTS})`);
 console.log(`failures: ${failures.length}`);
 console.log(`faults started:\n${table("fault:")}`);
 console.log(`faults skipped (nothing to act on):\n${table("fault-skipped:")}`);

@@ -110,11 +110,6 @@ export class RegisterMachine {
     this.registers = new Map(image.registers.map(([k, value, index]) => [k, { value, index }]));
   }
 
-  /** Snapshot image's applied index without restoring it. */
-  static snapshotApplied(data: Uint8Array): number {
-    return (JSON.parse(decoder.decode(data)) as SnapshotImage).applied;
-  }
-
   describe(): string {
     return [...this.registers]
       .sort(([a], [b]) => (a < b ? -1 : 1))

@@ -30,8 +30,10 @@ export interface SimResult {
   readonly failure: { readonly kind: "safety" | "liveness" | "crash"; readonly message: string } | null;
   /** Steps run in the safety phase (fewer than params.steps when it failed early). */
   readonly steps: number;
-  /** Steps the liveness phase needed (or ran before giving up). */
+  /** Steps the liveness phase needed (or ran before giving up), catching up included. */
   readonly livenessSteps: number;
+  /** Steps until a fresh write committed after faults stopped (the bounded part). */
+  readonly recoverySteps: number;
   readonly counters: Readonly<Record<string, number>>;
   readonly checks: CheckCounts;
   readonly history: HistoryCounts;
@@ -48,8 +50,12 @@ export interface RunOptions {
   readonly bugs?: ClusterOptions["bugs"];
 }
 
-/** Raft ticks (of the slowest node) the liveness phase may take before it is declared a bug. */
+/** Election timeouts the liveness phase may take to commit a fresh write before it is declared a bug. */
 export const LIVENESS_ELECTION_TIMEOUTS = 30;
+/** Election timeouts a lagging voter may go without applying anything while catching up. */
+export const STUCK_ELECTION_TIMEOUTS = 10;
+/** Hard cap on the whole liveness phase. */
+const LIVENESS_STEPS_MAX = 50_000;
 
 const EMPTY_CONF: ConfState = { voters: [], learners: [] };
 const MAX_NODES = 7;
@@ -99,6 +105,8 @@ export class Swarm {
   private readonly faults: Fault[];
   private nextFault = 0;
   private calm = false;
+  private clientsStopped = false;
+  private recoverySteps = 0;
   /**
    * crashNewLeader / isolateNewLeader: armed until a leader of a term above `aboveTerm` appears,
    * which is then crashed or cut off `delay` steps later, for `duration` steps.
@@ -157,6 +165,7 @@ export class Swarm {
       failure,
       steps: Math.min(this.step, this.params.steps),
       livenessSteps,
+      recoverySteps: this.recoverySteps,
       counters: Object.fromEntries(this.cluster.counters),
       checks: { ...this.cluster.checkers.counts },
       history: { ...this.cluster.history.counts },
@@ -506,6 +515,7 @@ export class Swarm {
   // --- clients ------------------------------------------------------------------------------------
 
   private runClients(now: number): void {
+    if (this.clientsStopped) return;
     const timeout = 20 * this.params.electionTicks * this.params.tickSteps;
     for (const client of this.clients) {
       if (client.op !== null) {
@@ -545,7 +555,12 @@ export class Swarm {
 
   // --- liveness -----------------------------------------------------------------------------------
 
-  /** Returns the steps it took; throws LivenessFailure past the bound. */
+  /**
+   * Returns the steps it took. Phase 1: within LIVENESS_ELECTION_TIMEOUTS election timeouts a
+   * leader must commit a fresh write (the probe). Phase 2 (clients stopped): every voter must apply
+   * it, and none may go STUCK_ELECTION_TIMEOUTS election timeouts without applying anything (a
+   * voter promoted while far behind may take a while to catch up, but it must keep moving).
+   */
   private liveness(): number {
     const start = this.step;
     this.calm = true;
@@ -565,31 +580,50 @@ export class Swarm {
       }
     }
     this.cluster.trace("liveness phase: healed, all nodes up, calm network");
-    const slowestTick = this.params.tickSteps * 1.1;
-    const bound = Math.ceil(LIVENESS_ELECTION_TIMEOUTS * this.params.electionTicks * slowestTick);
+    const electionTimeout = this.params.electionTicks * this.params.tickSteps * 1.1;
+    const bound = Math.ceil(LIVENESS_ELECTION_TIMEOUTS * electionTimeout);
+    const probeIndex = this.commitProbe(start, bound, electionTimeout);
+    this.recoverySteps = this.step - start;
+    this.cluster.trace(`liveness probe committed at ${probeIndex}; waiting for every voter to apply it`);
+    this.clientsStopped = true;
+    const stuckAfter = Math.ceil(STUCK_ELECTION_TIMEOUTS * electionTimeout);
+    const progress = new Map<string, { applied: number; at: number }>();
+    for (; this.step - start < LIVENESS_STEPS_MAX; this.step++) {
+      this.runStep();
+      const leader = this.leader();
+      if (leader === null) {
+        if (this.step - start > 2 * bound) throw new LivenessFailure(`the cluster lost its leader while catching up and found none; ${this.describeNodes()}`);
+        continue;
+      }
+      const behind = leader.core!.status().confState.voters.map((id) => this.cluster.node(id)).filter((n) => n !== undefined && n.machine.applied < probeIndex) as SimNode[];
+      if (behind.length === 0) {
+        this.cluster.checkDurableLogsMatch();
+        return this.step - start + 1;
+      }
+      for (const node of behind) {
+        const seen = progress.get(node.id);
+        if (seen === undefined || node.machine.applied > seen.applied) progress.set(node.id, { applied: node.machine.applied, at: this.step });
+        else if (this.step - seen.at > stuckAfter) {
+          throw new LivenessFailure(
+            `voter ${node.id} applied nothing for ${STUCK_ELECTION_TIMEOUTS} election timeouts (stuck at ${node.machine.applied}, probe at ${probeIndex}) after faults stopped; ${this.describeNodes()}`,
+          );
+        }
+      }
+    }
+    throw new LivenessFailure(`voters still behind after ${LIVENESS_STEPS_MAX} steps; ${this.describeNodes()}`);
+  }
+
+  /** Phase 1 of liveness: a leader commits a fresh write within `bound` steps; returns its index. */
+  private commitProbe(start: number, bound: number, electionTimeout: number): number {
     let probe: WriteOp | null = null;
     let probeSeq = 0;
-    let probeIndex = 0;
     for (; this.step - start < bound; this.step++) {
       this.runStep();
-      if (probeIndex > 0) {
-        const leader = this.leader();
-        const voters = leader?.core?.status().confState.voters ?? [];
-        if (leader !== null && voters.every((id) => (this.cluster.node(id)?.machine.applied ?? 0) >= probeIndex)) {
-          this.cluster.checkDurableLogsMatch();
-          return this.step - start + 1;
-        }
-        continue;
-      }
+      if (probe !== null && probe.outcome === "ok") return probe.proposedAt!.index;
       if (probe !== null && probe.outcome === "pending") {
         // Its slot may never be reached again (a deposed leader's log was cut back): retry elsewhere.
-        if (this.step - probe.invokedAt < 4 * this.params.electionTicks * slowestTick) continue;
+        if (this.step - probe.invokedAt < 4 * electionTimeout) continue;
         this.cluster.abandonWrite(probe);
-      }
-      if (probe !== null && probe.outcome === "ok") {
-        probeIndex = probe.proposedAt!.index;
-        this.cluster.trace(`liveness probe ${probe.value} committed at ${probeIndex}`);
-        continue;
       }
       const leader = this.leader();
       if (leader === null) continue;
@@ -598,7 +632,7 @@ export class Swarm {
       this.cluster.trace(() => `liveness probe ${proposed.value} on ${leader.id}: ${proposed.outcome}${proposed.proposedAt === null ? "" : ` at ${proposed.proposedAt.index}/${proposed.proposedAt.term}`}`);
     }
     throw new LivenessFailure(
-      `no leader committed a new write on every voter within ${bound} steps (${LIVENESS_ELECTION_TIMEOUTS} election timeouts) after faults stopped; ${this.describeNodes()}`,
+      `no leader committed a new write within ${bound} steps (${LIVENESS_ELECTION_TIMEOUTS} election timeouts) after faults stopped; ${this.describeNodes()}`,
     );
   }
 
