@@ -48,8 +48,6 @@ interface Level {
   readonly candidates: readonly number[];
   /** The definite op of that return. */
   readonly blocking: number;
-  /** Effect classes of the unknown ops tried at this level. */
-  readonly triedEffects: Set<number>;
 }
 
 interface Frame {
@@ -82,22 +80,29 @@ export class KeySearch {
   private readonly next: Int32Array;
   private readonly prev: Int32Array;
   private readonly nodeTime: Float64Array;
-  // Unknown ops' list (ordered by invocation); node `unknown.length` is the sentinel.
-  private readonly uNext: Int32Array;
-  private readonly uPrev: Int32Array;
-  private readonly uHead: number;
 
   // The linearized set. Invariant: every definite op below `prefix` is linearized, `prefix` is not.
   private readonly definiteDone: Uint8Array;
   private prefix = 0;
   private aboveCount = 0;
-  private readonly unknownDone: Uint8Array;
-  // Unknown ops with the same effect (effectSignature) form a class. Once linearized, an op was
-  // available, and so are the earlier-invoked ops of its class: which ones of a class are
-  // linearized does not matter, only how many (swap them and the futures mirror each other).
+  // Unknown ops with the same effect (effectSignature) form a class. Two of a class that are both
+  // available (invoked before the current bound; they stay available: no return) lead to
+  // mirror-image futures, so the search only ever places the earliest-invoked unused member of a
+  // class, and the cache counts how many of each class are used, not which.
   private readonly effectClass: Int32Array;
-  private readonly usedPerClass: Int32Array;
+  private readonly classMembers: number[][]; // by invocation
+  private readonly usedPerClass: Int32Array; // Invariant: the used members are a prefix of classMembers
   private readonly usedClasses: number[] = []; // sorted, classes with usedPerClass > 0
+  // Classes by their latest definite observer's return, latest first: the scan of a step stops at
+  // the first class whose observers all returned before the step's bound (all linearized).
+  private readonly classOrder: number[];
+  private readonly classPosition: Int32Array;
+  private readonly classLastObserverMs: Float64Array;
+  private readonly observerClasses: Set<number>[]; // per unknown op: classes of its unknown observers
+  // Per unknown op, its unknown observers by class: those that need its value or existence, and
+  // those that name a revision (sorted by it, so only the current revision window is scanned).
+  private readonly valueObserverClasses: number[][];
+  private readonly revisionObserverClasses: { revision: number; c: number }[][];
   private definiteCount = 0;
   // Definite writes with a reported revision, by revision; writeCursor = first not yet linearized.
   private readonly writeOrder: number[];
@@ -145,25 +150,46 @@ export class KeySearch {
       this.prev[node] = last;
       last = node;
     }
-    this.uHead = nu;
-    this.uNext = new Int32Array(nu + 1).fill(-1);
-    this.uPrev = new Int32Array(nu + 1).fill(-1);
-    last = this.uHead;
-    for (let u = 0; u < nu; u++) {
-      this.uNext[last] = u;
-      this.uPrev[u] = last;
-      last = u;
-    }
     const classIds = new Map<string, number>();
     this.effectClass = new Int32Array(nu);
+    this.classMembers = [];
     unknown.forEach((op, u) => {
       const signature = effectSignature(op);
-      if (!classIds.has(signature)) classIds.set(signature, classIds.size);
-      this.effectClass[u] = classIds.get(signature)!;
+      if (!classIds.has(signature)) {
+        classIds.set(signature, classIds.size);
+        this.classMembers.push([]);
+      }
+      const c = classIds.get(signature)!;
+      this.effectClass[u] = c;
+      this.classMembers[c]!.push(u); // `unknown` is sorted by invocation
     });
-    this.usedPerClass = new Int32Array(classIds.size);
+    const classCount = classIds.size;
+    this.usedPerClass = new Int32Array(classCount);
+    this.classLastObserverMs = new Float64Array(classCount).fill(-Infinity);
+    for (let u = 0; u < nu; u++) {
+      const c = this.effectClass[u]!;
+      this.classLastObserverMs[c] = Math.max(this.classLastObserverMs[c]!, observers.lastObserverMs[u]!);
+    }
+    this.classOrder = Array.from({ length: classCount }, (_, c) => c).sort(
+      (a, b) => this.classLastObserverMs[b]! - this.classLastObserverMs[a]! || a - b,
+    );
+    this.classPosition = new Int32Array(classCount);
+    this.classOrder.forEach((c, position) => (this.classPosition[c] = position));
+    this.observerClasses = unknown.map((_, u) => new Set([...observers.unknown[u]!.keys()].map((v) => this.effectClass[v]!)));
+    this.valueObserverClasses = [];
+    this.revisionObserverClasses = [];
+    for (let u = 0; u < nu; u++) {
+      const byValue = new Set<number>();
+      const byRevision = new Map<string, { revision: number; c: number }>();
+      for (const [v, seen] of observers.unknown[u]!) {
+        const c = this.effectClass[v]!;
+        if (seen === VALUE_OBSERVATION) byValue.add(c);
+        else byRevision.set(`${c}:${seen}`, { revision: seen, c });
+      }
+      this.valueObserverClasses.push([...byValue]);
+      this.revisionObserverClasses.push([...byRevision.values()].sort((a, b) => a.revision - b.revision));
+    }
     this.definiteDone = new Uint8Array(nd);
-    this.unknownDone = new Uint8Array(nu);
     this.writeOrder = [];
     for (let i = 0; i < nd; i++) {
       const op = definite[i]!;
@@ -175,12 +201,12 @@ export class KeySearch {
   }
 
   run(): SearchOutcome {
-    const { next, nodeTime, uNext, stack } = this;
+    const { next, nodeTime, stack, classOrder } = this;
     const nd = this.definite.length;
     let phase: 0 | 1 = 0;
     let cursor = next[HEAD]!;
-    let uCursor = -1;
-    let level: Level = { boundMs: 0, candidates: [], blocking: -1, triedEffects: new Set() };
+    let classCursor = 0;
+    let level: Level = { boundMs: 0, candidates: [], blocking: -1 };
     for (;;) {
       if (this.definiteCount === nd) {
         const linearization = stack.map((f) => (f.unknown ? this.unknown[f.index]! : this.definite[f.index]!));
@@ -198,23 +224,23 @@ export class KeySearch {
           else cursor = next[cursor]!;
           continue;
         }
-        level = {
-          boundMs: nodeTime[cursor]!,
-          candidates: this.candidatesBefore(cursor),
-          blocking: (cursor - 2) >> 1,
-          triedEffects: new Set(),
-        };
+        level = { boundMs: nodeTime[cursor]!, candidates: this.candidatesBefore(cursor), blocking: (cursor - 2) >> 1 };
         phase = 1;
-        uCursor = uNext[this.uHead]!;
+        classCursor = 0;
         continue;
       }
-      if (uCursor >= 0 && this.unknown[uCursor]!.invokeMs <= level.boundMs) {
-        const allowed = afterUnknown < 0 || this.observers.unknown[afterUnknown]!.has(uCursor);
-        if (allowed && this.tryUnknown(uCursor, level)) {
+      if (classCursor < classOrder.length) {
+        const c = classOrder[classCursor]!;
+        if (this.classLastObserverMs[c]! < level.boundMs) {
+          classCursor = classOrder.length; // and so for every later class
+          continue;
+        }
+        classCursor++;
+        const u = this.representative(c, level.boundMs);
+        const allowed = u >= 0 && (afterUnknown < 0 || this.observerClasses[afterUnknown]!.has(c));
+        if (allowed && this.tryUnknown(u, level)) {
           phase = 0;
           cursor = next[HEAD]!;
-        } else {
-          uCursor = uNext[uCursor]!;
         }
         continue;
       }
@@ -226,7 +252,7 @@ export class KeySearch {
       if (frame.unknown) {
         this.unmarkUnknown(frame.index);
         phase = 1;
-        uCursor = uNext[frame.index]!;
+        classCursor = this.classPosition[this.effectClass[frame.index]!]! + 1;
         level = frame.level!;
       } else {
         this.unmarkDefinite(frame.index);
@@ -258,12 +284,13 @@ export class KeySearch {
     return true;
   }
 
+  /** The earliest-invoked unused op of class c, if it is available at `boundMs`; else -1. */
+  private representative(c: number, boundMs: number): number {
+    const u = this.classMembers[c]![this.usedPerClass[c]!];
+    return u !== undefined && this.unknown[u]!.invokeMs <= boundMs ? u : -1;
+  }
+
   private tryUnknown(u: number, level: Level): boolean {
-    // Symmetry: two unknown ops with the same effect, both available now (and so forever: they have
-    // no return), lead to mirror-image futures. Trying one of them at a level is enough.
-    const effect = this.effectClass[u]!;
-    if (level.triedEffects.has(effect)) return false;
-    level.triedEffects.add(effect);
     if (!this.worthTrying(u, level)) return false;
     const after = stepKey(this.state, this.unknown[u]!, "unknown", this.taken);
     if (after === null) return false;
@@ -289,16 +316,34 @@ export class KeySearch {
     let free = floor + 1;
     while (free < ceiling && this.taken.has(free)) free++;
     if (free >= ceiling) return false;
-    const fits = (seen: number): boolean => seen === VALUE_OBSERVATION || (seen > floor && seen < ceiling);
+    // An observer that names a revision needs u to have been given exactly that one.
     const byDefinite = this.observers.definite[u]!;
     for (const i of level.candidates) {
       const seen = byDefinite.get(i);
-      if (seen !== undefined && this.definiteDone[i] === 0 && fits(seen)) return true;
+      if (seen === undefined || this.definiteDone[i] === 1) continue;
+      if (seen === VALUE_OBSERVATION || (seen > floor && seen < ceiling)) return true;
     }
-    for (const [v, seen] of this.observers.unknown[u]!) {
-      if (this.unknownDone[v] === 0 && this.unknown[v]!.invokeMs <= level.boundMs && fits(seen)) return true;
+    // An unknown observer: its class's next member must be available now.
+    const ownClass = this.effectClass[u]!;
+    for (const c of this.valueObserverClasses[u]!) if (this.nextAvailable(c, ownClass, level.boundMs)) return true;
+    const byRevision = this.revisionObserverClasses[u]!;
+    let low = 0;
+    let high = byRevision.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (byRevision[middle]!.revision <= floor) low = middle + 1;
+      else high = middle;
+    }
+    for (let k = low; k < byRevision.length && byRevision[k]!.revision < ceiling; k++) {
+      if (this.nextAvailable(byRevision[k]!.c, ownClass, level.boundMs)) return true;
     }
     return false;
+  }
+
+  /** Whether class c has an unused member available at `boundMs` once one of `placing` is used. */
+  private nextAvailable(c: number, placing: number, boundMs: number): boolean {
+    const next = this.classMembers[c]![this.usedPerClass[c]! + (c === placing ? 1 : 0)];
+    return next !== undefined && this.unknown[next]!.invokeMs <= boundMs;
   }
 
   /**
@@ -389,10 +434,6 @@ export class KeySearch {
   }
 
   private markUnknown(u: number): void {
-    const { uNext, uPrev } = this;
-    uNext[uPrev[u]!] = uNext[u]!;
-    if (uNext[u]! >= 0) uPrev[uNext[u]!] = uPrev[u]!;
-    this.unknownDone[u] = 1;
     const c = this.effectClass[u]!;
     if (this.usedPerClass[c]!++ === 0) {
       const sorted = this.usedClasses;
@@ -403,10 +444,6 @@ export class KeySearch {
   }
 
   private unmarkUnknown(u: number): void {
-    const { uNext, uPrev } = this;
-    uNext[uPrev[u]!] = u;
-    if (uNext[u]! >= 0) uPrev[uNext[u]!] = u;
-    this.unknownDone[u] = 0;
     const c = this.effectClass[u]!;
     if (--this.usedPerClass[c]! === 0) this.usedClasses.splice(this.usedClasses.indexOf(c), 1);
   }
