@@ -338,6 +338,15 @@ describe("linearizability: bounds and inputs", () => {
     expect(checkKey("k", b.ops).verdict).toBe("ok");
   });
 
+  it("gives up with verdict unknown when its time budget is spent (here: before it starts)", () => {
+    const b = new HistoryBuilder();
+    b.put(1, [0, 1], "a", { revision: 1 });
+    b.get(2, [2, 3], "a", { revision: 1 });
+    const result = checkKey("k", b.ops, { maxSearchMsPerKey: -1 });
+    expect(result.verdict).toBe("unknown");
+    expect(result.reason).toMatch(/maxSearchMsPerKey/);
+  });
+
   it("honours a custom set of ambiguous error codes", () => {
     const b = new HistoryBuilder();
     b.put(1, [0, 1], "a", { revision: 1 });

@@ -31,6 +31,11 @@ export interface CheckOptions {
    * with verdict "unknown". Also bounds the cache's memory.
    */
   maxStatesPerKey?: number;
+  /**
+   * Named limit: wall-clock milliseconds per key before the search gives up with verdict
+   * "unknown" (default: none; the state limit alone bounds it, deterministically).
+   */
+  maxSearchMsPerKey?: number;
   /** Error codes whose failure leaves the outcome unknown (default DEFAULT_AMBIGUOUS_ERROR_CODES). */
   ambiguousErrorCodes?: ReadonlySet<string>;
   /** State of every key before the history starts (default: absent, revision 0). */
@@ -112,7 +117,8 @@ export function checkKey(key: string, ops: readonly Op[], options: CheckOptions 
   }
   const observers = indexObservers(definite, definiteClass, unknown, taken);
   const maxStates = options.maxStatesPerKey ?? DEFAULT_MAX_STATES_PER_KEY;
-  const search = new KeySearch(definite, definiteClass, unknown, observers, taken, initial, maxStates);
+  const deadlineMs = options.maxSearchMsPerKey === undefined ? Infinity : performance.now() + options.maxSearchMsPerKey;
+  const search = new KeySearch(definite, definiteClass, unknown, observers, taken, initial, maxStates, deadlineMs);
   const outcome = search.run();
   const base = {
     key,
@@ -127,7 +133,14 @@ export function checkKey(key: string, ops: readonly Op[], options: CheckOptions 
     case "fail":
       return { ...base, verdict: "fail", failure: { key, reason: SEARCH_FAILURE, ...outcome.failure } };
     case "unknown":
-      return { ...base, verdict: "unknown", reason: `search gave up after ${String(maxStates)} states (maxStatesPerKey)` };
+      return {
+        ...base,
+        verdict: "unknown",
+        reason:
+          outcome.exploredStates > maxStates
+            ? `search gave up after ${String(maxStates)} states (maxStatesPerKey)`
+            : `search gave up after ${String(options.maxSearchMsPerKey)} ms (maxSearchMsPerKey)`,
+      };
   }
 }
 

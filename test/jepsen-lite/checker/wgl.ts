@@ -128,6 +128,8 @@ export class KeySearch {
     private readonly taken: RevisionSet,
     initial: KeyState,
     private readonly maxStates: number,
+    /** performance.now() after which the search gives up (Infinity: never). */
+    private readonly deadlineMs = Infinity,
   ) {
     const nd = definite.length;
     const nu = unknown.length;
@@ -212,7 +214,7 @@ export class KeySearch {
         const linearization = stack.map((f) => (f.unknown ? this.unknown[f.index]! : this.definite[f.index]!));
         return { verdict: "ok", exploredStates: this.explored, linearization };
       }
-      if (this.explored > this.maxStates) return { verdict: "unknown", exploredStates: this.explored };
+      if (this.explored > this.maxStates || this.pastDeadline()) return { verdict: "unknown", exploredStates: this.explored };
       const top = stack.length > 0 ? stack[stack.length - 1]! : null;
       const afterUnknown = top !== null && top.unknown ? top.index : -1;
       if (phase === 0) {
@@ -260,6 +262,11 @@ export class KeySearch {
         cursor = next[2 * frame.index + 1]!;
       }
     }
+  }
+
+  private pastDeadline(): boolean {
+    // Reading the clock is cheap, but not free: once per 4096 states is often enough.
+    return this.deadlineMs !== Infinity && (this.explored & 4095) === 0 && performance.now() > this.deadlineMs;
   }
 
   /** Definite ops whose call precedes return node `blocking` (the current step's candidates). */
