@@ -22,7 +22,7 @@ export interface ClusterOptions {
   readonly rng: Prng;
   /** Ticks a synced write takes (0 = completes at once). */
   readonly diskLatency?: (node: SimNode) => number;
-  readonly scheduleDiskDone?: (node: SimNode, incarnation: number, latency: number) => void;
+  readonly scheduleDiskDone?: (node: SimNode, write: number, latency: number) => void;
   /** Receives trace lines when set. */
   readonly trace?: (line: string) => void;
   /** Also trace the cores' own debug lines (very verbose). */
@@ -269,9 +269,9 @@ export class Cluster implements NodeEnv {
     return this.options.diskLatency === undefined ? 0 : this.options.diskLatency(node);
   }
 
-  scheduleDiskDone(node: SimNode, incarnation: number, latency: number): void {
+  scheduleDiskDone(node: SimNode, write: number, latency: number): void {
     if (this.options.scheduleDiskDone === undefined) throw new Error("asynchronous disk without a scheduler");
-    this.options.scheduleDiskDone(node, incarnation, latency);
+    this.options.scheduleDiskDone(node, write, latency);
   }
 
   onApplied(node: SimNode, entry: Entry, replay: boolean): void {

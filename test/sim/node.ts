@@ -51,7 +51,8 @@ export interface NodeEnv {
   send(node: SimNode, messages: readonly Message[], beforePersist: boolean): void;
   /** Ticks a synced write takes; 0 completes it at once. Unsynced writes always complete at once. */
   diskLatency(node: SimNode): number;
-  scheduleDiskDone(node: SimNode, incarnation: number, latency: number): void;
+  /** Call node.diskDone(write) after `latency` steps. */
+  scheduleDiskDone(node: SimNode, write: number, latency: number): void;
   /** After the state machine applied `entry` (replay = rebuilding after a restart, not news). */
   onApplied(node: SimNode, entry: Entry, replay: boolean): void;
   onSnapshotRestored(node: SimNode): void;
@@ -93,6 +94,8 @@ export class SimNode {
   paused = false;
   /** Bumped on every restart, so events addressed to an old incarnation are recognised and dropped. */
   incarnation = 0;
+  /** Number of the latest write begun (never reset, so completions are matched across restarts). */
+  writeSeq = 0;
   /** The Ready whose write is in flight (the core is frozen until it completes). */
   private pending: { ready: Ready; batch: DiskBatch | null } | null = null;
   private inbox: NodeInput[] = [];
@@ -227,9 +230,12 @@ export class SimNode {
     if (this.alive) this.run();
   }
 
-  /** The write for incarnation `incarnation` has completed. */
-  diskDone(incarnation: number): void {
-    if (!this.alive || incarnation !== this.incarnation || this.pending === null) return;
+  /**
+   * Write number `write` has completed. Stale completions (a write lost in a crash, or one already
+   * completed early) are recognised by their number and ignored.
+   */
+  diskDone(write: number): void {
+    if (!this.alive || this.pending === null || write !== this.writeSeq) return;
     this.finishReady();
     this.run();
   }
@@ -339,10 +345,11 @@ export class SimNode {
       sync: ready.mustSync,
     };
     this.disk.beginWrite(batch);
+    this.writeSeq++;
     this.pending = { ready, batch };
     const latency = batch.sync ? this.env.diskLatency(this) : 0;
     if (latency === 0) this.finishReady();
-    else this.env.scheduleDiskDone(this, this.incarnation, latency);
+    else this.env.scheduleDiskDone(this, this.writeSeq, latency);
   }
 
   private finishReady(): void {

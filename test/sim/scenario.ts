@@ -227,14 +227,14 @@ class Scenario {
       case "release-disk": {
         const node = this.node(args[0]);
         this.heldDisks.delete(node.id);
-        const incarnation = this.heldWrites.get(node.id);
+        const write = this.heldWrites.get(node.id);
         this.heldWrites.delete(node.id);
-        if (incarnation === undefined) {
+        if (write === undefined) {
           out.push(`  ${node.id}: no write in flight`);
           return;
         }
         out.push(`  ${node.id}: write completes`);
-        node.diskDone(incarnation);
+        node.diskDone(write);
         return;
       }
       case "compact": {
@@ -283,7 +283,7 @@ class Scenario {
       settings,
       rng: new Prng(Number(options.get("seed") ?? 1)),
       diskLatency: (node) => (this.heldDisks.has(node.id) ? 1 : 0),
-      scheduleDiskDone: (node, incarnation) => this.heldWrites.set(node.id, incarnation),
+      scheduleDiskDone: (node, write) => this.heldWrites.set(node.id, write),
     });
     this.cluster.out = out;
     this.cluster.transport = { send: (_from, message) => this.queue.push({ message }) };

@@ -67,6 +67,8 @@ interface SimEvent extends Timed {
   readonly node: SimNode | null;
   readonly incarnation: number;
   readonly input: NodeInput | null;
+  /** disk: the write number that completes. */
+  readonly write: number;
 }
 
 interface Cut {
@@ -138,8 +140,7 @@ export class Swarm {
       settings,
       rng: root.fork("cluster"),
       diskLatency: (node) => this.diskLatency(node),
-      scheduleDiskDone: (node, _incarnation, latency) =>
-        this.push(this.step + latency, "disk", null, node, null),
+      scheduleDiskDone: (node, write, latency) => this.push(this.step + latency, "disk", null, node, null, write),
       ...(options.trace !== undefined ? { trace: options.trace, traceCores: options.traceCores === true } : {}),
       ...(options.bugs !== undefined ? { bugs: options.bugs } : {}),
     });
@@ -191,9 +192,9 @@ export class Swarm {
     this.cluster.checkers.afterStep();
   }
 
-  private push(time: number, kind: SimEvent["kind"], message: Message | null, node: SimNode | null, input: NodeInput | null): void {
+  private push(time: number, kind: SimEvent["kind"], message: Message | null, node: SimNode | null, input: NodeInput | null, write = 0): void {
     const incarnation = node === null ? 0 : node.incarnation;
-    this.queue.push({ time, tie: this.net.nextU32(), seq: this.seq++, kind, message, node, incarnation, input });
+    this.queue.push({ time, tie: this.net.nextU32(), seq: this.seq++, kind, message, node, incarnation, input, write });
   }
 
   private handle(event: SimEvent): void {
@@ -202,7 +203,7 @@ export class Swarm {
         this.deliver(event.message!);
         return;
       case "disk":
-        event.node!.diskDone(event.incarnation);
+        event.node!.diskDone(event.write);
         return;
       case "input":
         if (event.node!.incarnation === event.incarnation) event.node!.input(event.input!);
@@ -578,8 +579,10 @@ export class Swarm {
         this.cluster.restart(node);
         this.scheduleTicks(node);
       }
+      // A write issued during a disk stall would otherwise keep its node frozen well into this phase.
+      if (node.busy) this.push(this.step + 1, "disk", null, node, null, node.writeSeq);
     }
-    this.cluster.trace("liveness phase: healed, all nodes up, calm network");
+    this.cluster.trace("liveness phase: healed, all nodes up, calm network, disks healthy");
     const electionTimeout = this.params.electionTicks * this.params.tickSteps * 1.1;
     const bound = Math.ceil(LIVENESS_ELECTION_TIMEOUTS * electionTimeout);
     const probeIndex = this.commitProbe(start, bound, electionTimeout);
