@@ -4,7 +4,8 @@
  * together as the harness will call it.
  * Method: small histories written with HistoryBuilder, files in a temporary directory.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -169,5 +170,19 @@ describe("report and timeline", () => {
     const result = checkLinearizability(staleRead().ops);
     const highlighted = renderTimeline(staleRead().ops, { failure: result.keys[0]!.failure! });
     expect(highlighted.match(/stroke="#d32f2f"/g)).toHaveLength(1);
+  });
+});
+
+describe("command line", () => {
+  it("checks a JSONL file, writes the timeline next to it and exits 1 on a violation", () => {
+    const path = join(dir, "cli", "history.jsonl");
+    const ops = staleRead().ops;
+    mkdirSync(join(dir, "cli"));
+    writeHistoryJsonl(path, ops);
+    const run = spawnSync(process.execPath, ["--import", "tsx", "test/jepsen-lite/checker/cli.ts", path], { encoding: "utf8" });
+    expect(run.status).toBe(1);
+    expect(run.stdout).toMatch(/^verdict: fail/);
+    expect(run.stdout).toContain(`timeline: ${join(dir, "cli", "timeline-k.html")}`);
+    expect(readdirSync(join(dir, "cli")).sort()).toEqual(["history.jsonl", "timeline-k.html"]);
   });
 });

@@ -10,14 +10,16 @@
  * candidate. When it reaches a return event, no candidate worked: it backtracks. The history is
  * linearizable once every definite operation is linearized.
  *
- * Unknown operations have no return event (their return is at +infinity) and are optional. They sit
- * in their own list and are tried after the definite candidates of a step, so "it did not happen
- * (yet)" is explored first. observers.ts says when one is worth placing: only right before an
- * operation that observes it, so after placing one the search insists on an observer next.
+ * Unknown operations have no return event (their return is at +infinity) and are optional. They are
+ * tried after the definite candidates of a step, so "it did not happen (yet)" is explored first, and
+ * only where it can matter (observers.ts): right before an operation that could observe them, so
+ * after placing one the search insists on an observer next. Unknown ops with the same effect are
+ * interchangeable once available, so the search places one per effect class and step.
  *
- * Cache key for the set of linearized operations: P = the first definite op (in invocation order)
- * not yet linearized, the definite ops above P that are (few: they overlap P), and the unknown ops
- * that are.
+ * Cache key: P = the first definite op (in invocation order) not yet linearized, the definite ops
+ * above P that are (few: they overlap P), the model state, and how many unknown ops of each effect
+ * class are used. A state is also skipped when a recorded one with the same definite ops and model
+ * state used no more unknown ops of any class (it had every option this one has).
  */
 import type { Op, OpClass } from "./history.ts";
 import { stateKey, stepKey, type KeyState, type RevisionSet } from "./model.ts";
