@@ -171,16 +171,31 @@ describe("linearizability: known-good histories", () => {
 });
 
 describe("linearizability: known-bad histories", () => {
-  it("catches a stale read", () => {
+  it("catches a stale read, without a search when revisions show it", () => {
     const b = new HistoryBuilder();
     b.put(1, [0, 1], "a", { revision: 1 });
-    b.put(1, [2, 3], "b", { revision: 2 });
+    const newer = b.put(1, [2, 3], "b", { revision: 2 });
     const stale = b.get(2, [4, 5], "a", { revision: 1 });
+    const result = checkLinearizability(b.ops);
+    expect(result.keys[0]!.exploredStates).toBe(0);
+    const failure = failureOf(b.ops);
+    expect(failure.blockedBy.id).toBe(stale.id);
+    expect(ids(failure.unlinearizable)).toEqual([stale.id]);
+    expect(failure.witnesses).toEqual([newer]);
+    expect(failure.reason).toMatch(/read revision 1 is stale: revision 2 of this key had returned before it began/);
+  });
+
+  it("catches a stale read by search when there are no revisions, with the longest prefix", () => {
+    const b = new HistoryBuilder();
+    b.put(1, [0, 1], "a");
+    b.put(1, [2, 3], "b");
+    const stale = b.get(2, [4, 5], "a");
     const failure = failureOf(b.ops);
     expect(failure.blockedBy.id).toBe(stale.id);
     expect(ids(failure.unlinearizable)).toEqual([stale.id]);
     expect(failure.linearizedPrefix.map((op) => op.id)).toEqual([0, 1]);
-    expect(failure.stateAfterPrefix).toEqual({ value: "b", lastRevision: 2, revisionExact: true });
+    expect(failure.stateAfterPrefix).toEqual({ value: "b", lastRevision: 2, revisionExact: false });
+    expect(failure.reason).toMatch(/no order of the operations is legal/);
   });
 
   it("catches a stale read even when the value repeats (revisions tell)", () => {
@@ -255,6 +270,23 @@ describe("linearizability: known-bad histories", () => {
     expect(failureOf(b.ops).blockedBy.id).toBe(cas.id);
   });
 
+  it("catches a read of a revision whose write began after the read returned", () => {
+    const b = new HistoryBuilder();
+    const early = b.get(1, [0, 1], "a", { revision: 1 });
+    b.put(2, [5, 6], "a", { revision: 1 });
+    const failure = failureOf(b.ops);
+    expect(failure.blockedBy.id).toBe(early.id);
+    expect(failure.reason).toMatch(/written by a write that began after it returned/);
+  });
+
+  it("catches a CAS conflict reporting a revision older than one already returned", () => {
+    const b = new HistoryBuilder();
+    b.put(1, [0, 1], "a", { revision: 1 });
+    b.put(1, [2, 3], "b", { revision: 2 });
+    b.update(2, [4, 5], "c", 7, { fail: "WRONG_LAST_REVISION", actualRevision: 1 });
+    expect(failureOf(b.ops).reason).toMatch(/actual revision 1 is stale/);
+  });
+
   it("catches a CAS failure that should have succeeded", () => {
     const b = new HistoryBuilder();
     b.put(1, [0, 1], "a", { revision: 1 });
@@ -316,8 +348,8 @@ describe("linearizability: known-bad histories", () => {
     b.put(1, [0, 1], "a", { key: "good", revision: 1 });
     b.put(1, [2, 3], "a", { key: "bad", revision: 2 });
     b.put(1, [4, 5], "b", { key: "bad", revision: 3 });
-    b.get(2, [6, 7], "b", { key: "bad", revision: 3 });
-    b.get(2, [8, 9], "a", { key: "bad", revision: 2 });
+    b.get(2, [6, 7], "b", { key: "bad" }); // no revisions: only the search can tell
+    b.get(2, [8, 9], "a", { key: "bad" });
     const result = checkLinearizability(b.ops);
     const bad = result.keys.find((k) => k.key === "bad")!;
     expect(bad.verdict).toBe("fail");
@@ -336,6 +368,21 @@ describe("linearizability: bounds and inputs", () => {
     expect(limited.verdict).toBe("unknown");
     expect(limited.reason).toMatch(/maxStatesPerKey/);
     expect(checkKey("k", b.ops).verdict).toBe("ok");
+  });
+
+  it("points at the deepest dead end when it gives up", () => {
+    const b = new HistoryBuilder();
+    b.put(1, [0, 1], "a");
+    b.put(1, [2, 10], "b");
+    b.put(2, [2, 10], "c");
+    const stale = b.get(3, [11, 12], "a");
+    expect(checkKey("k", b.ops).verdict).toBe("fail");
+    const result = checkKey("k", b.ops, { maxStatesPerKey: 3 });
+    expect(result.verdict).toBe("unknown");
+    expect(result.failure).toBeUndefined();
+    expect(result.deepest?.linearizedPrefix.map((op) => op.id)).toEqual([0, 1, 2]);
+    expect(result.deepest?.unlinearizable).toEqual([stale]);
+    expect(result.deepest?.reason).toMatch(/gave up/);
   });
 
   it("gives up with verdict unknown when its time budget is spent (here: before it starts)", () => {

@@ -23,7 +23,7 @@ const ops = readHistoryJsonl(path);
 const maxStates = values["max-states"];
 const report = checkHistory(ops, maxStates === undefined ? {} : { maxStatesPerKey: Number(maxStates) });
 console.log(summarizeHistory(report));
-if (report.verdict === "fail") {
+if (report.verdict !== "ok") {
   for (const file of writeFailureTimelines(values.out ?? dirname(path), ops, report)) console.log(`timeline: ${file}`);
 }
 process.exit(report.verdict === "ok" ? 0 : report.verdict === "fail" ? 1 : 2);

@@ -69,10 +69,11 @@ export function summarizeHistory(report: HistoryReport): string {
     const states = `${key.exploredStates} states`;
     const ops = `${key.definiteOps} definite + ${key.unknownOps} unknown ops`;
     lines.push(`key ${JSON.stringify(key.key)}: ${key.verdict} (${ops}, ${states})${key.reason === undefined ? "" : ` ${key.reason}`}`);
-    if (key.failure !== undefined) {
-      lines.push(`  ${key.failure.reason}`);
-      lines.push(`  prefix of ${key.failure.linearizedPrefix.length} ops linearizable; then none of these can come next:`);
-      for (const op of key.failure.unlinearizable) lines.push(`    ${describeOp(op)}`);
+    const failure = key.failure ?? key.deepest;
+    if (failure !== undefined) {
+      lines.push(`  ${failure.reason}`);
+      lines.push(`  prefix of ${failure.linearizedPrefix.length} ops linearizable; then none of these can come next:`);
+      for (const op of failure.unlinearizable) lines.push(`    ${describeOp(op)}`);
     }
   }
   for (const d of report.revisions.duplicates) {
@@ -84,16 +85,21 @@ export function summarizeHistory(report: HistoryReport): string {
   return lines.join("\n");
 }
 
-/** Writes `timeline-<key>.html` for every failing key into `dir`; returns the paths. */
+/**
+ * Writes `timeline-<key>.html` into `dir` for every key that failed, and for every key whose search
+ * gave up (showing the deepest point it reached); returns the paths.
+ */
 export function writeFailureTimelines(dir: string, ops: readonly Op[], report: HistoryReport): string[] {
   mkdirSync(dir, { recursive: true });
   const byKey = splitByKey(ops);
   const paths: string[] = [];
   for (const key of report.linearizability.keys) {
-    if (key.failure === undefined) continue;
+    const failure = key.failure ?? key.deepest;
+    if (failure === undefined) continue;
     const name = key.key.replace(/[^a-zA-Z0-9_=.-]/g, "_");
     const path = join(dir, `timeline-${name}${paths.some((p) => p.endsWith(`-${name}.html`)) ? `-${paths.length}` : ""}.html`);
-    writeTimeline(path, byKey.get(key.key) ?? [], { failure: key.failure, title: `key ${JSON.stringify(key.key)}: not linearizable` });
+    const verdict = key.verdict === "fail" ? "not linearizable" : "unknown (search gave up)";
+    writeTimeline(path, byKey.get(key.key) ?? [], { failure, title: `key ${JSON.stringify(key.key)}: ${verdict}` });
     paths.push(path);
   }
   return paths;

@@ -20,6 +20,7 @@ import {
   type OpClass,
 } from "./history.ts";
 import { INITIAL_KEY_STATE, type KeyState } from "./model.ts";
+import { impossibleOps } from "./impossible.ts";
 import { indexObservers } from "./observers.ts";
 import { KeySearch, type SearchFailure } from "./wgl.ts";
 
@@ -55,6 +56,8 @@ export type KeyFailure = {
   key: string;
   /** In words: why no linearization exists. */
   reason: string;
+  /** Operations that show why, when the failure was found without a search (see impossible.ts). */
+  witnesses?: Op[];
 } & SearchFailure;
 
 export interface KeyResult {
@@ -72,6 +75,11 @@ export interface KeyResult {
   linearization?: number[];
   /** When fail. */
   failure?: KeyFailure;
+  /**
+   * When unknown: the deepest dead end the search reached before giving up (its prefix and the ops
+   * that could not follow it). Not a proof: a likely place to look.
+   */
+  deepest?: KeyFailure;
 }
 
 export interface HistoryResult {
@@ -106,12 +114,13 @@ export function checkKey(key: string, ops: readonly Op[], options: CheckOptions 
     const first = impossible.reduce((a, b) => (b.op.completeMs! < a.op.completeMs! ? b : a));
     const failure: KeyFailure = {
       key,
-      reason: impossible.map((i) => `${describeOp(i.op)}: ${i.reason}`).join("; "),
+      reason: impossible.map((i) => `${describeOp(i.op)}: ${i.reason}${i.witness === undefined ? "" : ` (${describeOp(i.witness)})`}`).join("; "),
       linearizedPrefix: [],
       stateAfterPrefix: initial,
       unlinearizable: impossible.map((i) => i.op),
       blockedBy: first.op,
       pendingUnknown: [],
+      witnesses: impossible.flatMap((i) => (i.witness === undefined ? [] : [i.witness])),
     };
     return { key, verdict: "fail", definiteOps: definite.length, unknownOps: unknown.length, droppedOps: dropped, exploredStates: 0, failure };
   }
@@ -136,6 +145,7 @@ export function checkKey(key: string, ops: readonly Op[], options: CheckOptions 
       return {
         ...base,
         verdict: "unknown",
+        ...(outcome.deepest === null ? {} : { deepest: { key, reason: GAVE_UP, ...outcome.deepest } }),
         reason:
           outcome.exploredStates > maxStates
             ? `search gave up after ${String(maxStates)} states (maxStatesPerKey)`
@@ -158,51 +168,11 @@ export function revisionsReported(ops: readonly Op[]): Map<number, Op> {
   return reported;
 }
 
+const GAVE_UP =
+  "the search gave up; this is the deepest point it reached: after this prefix, none of these operations could come next in any order it tried";
+
 const SEARCH_FAILURE =
   "no order of the operations is legal: after the longest linearizable prefix, none of the operations that must come next is legal";
-
-/**
- * Operations that are illegal in every order, found without a search: a read of a value that no
- * write on the key could have written, or a revision (read, expected or actual) that an ok write on
- * another key reported, or that belongs to a different write than the one read.
- */
-function impossibleOps(
-  key: string,
-  ops: readonly Op[],
-  ambiguous: ReadonlySet<string>,
-  reported: ReadonlyMap<number, Op>,
-  initial: KeyState,
-): { op: Op; reason: string }[] {
-  const written = new Set<string>();
-  if (initial.value !== null) written.add(initial.value);
-  for (const op of ops) {
-    const cls = classifyOp(op, ambiguous);
-    if (op.value !== undefined && op.type !== "get" && (cls === "effect" || cls === "unknown")) written.add(op.value);
-  }
-  const found: { op: Op; reason: string }[] = [];
-  const revisionOf = (op: Op, revision: number, what: string): void => {
-    const writer = reported.get(revision);
-    if (writer !== undefined && writer.key !== key) {
-      found.push({ op, reason: `its ${what} revision ${revision} belongs to ${describeOp(writer)}` });
-    }
-  };
-  for (const op of ops) {
-    const cls = classifyOp(op, ambiguous);
-    if (op.type === "get" && cls === "effect" && op.readValue !== null && op.readValue !== undefined) {
-      const writer = op.revision === undefined ? undefined : reported.get(op.revision);
-      if (!written.has(op.readValue)) {
-        found.push({ op, reason: "reads a value that no write on this key could have written" });
-      } else if (writer !== undefined && writer.key === key && writer.value !== op.readValue) {
-        found.push({ op, reason: `reads revision ${op.revision!}, which ${describeOp(writer)} wrote with another value` });
-      } else if (op.revision !== undefined) {
-        revisionOf(op, op.revision, "read");
-      }
-    }
-    if (cls === "effect" && op.expectedRevision !== undefined) revisionOf(op, op.expectedRevision, "expected");
-    if (cls === "conflict" && op.actualRevision !== undefined) revisionOf(op, op.actualRevision, "actual");
-  }
-  return found;
-}
 
 /**
  * Checks a whole history (one bucket): validates it, splits it per key and checks every key.

@@ -120,7 +120,7 @@ function selectOps(ops: readonly Op[], options: TimelineOptions): Op[] {
 /** The anomaly plus the end of the linearized prefix. */
 function focusOps(failure: KeyFailure, options: TimelineOptions): Op[] {
   const context = failure.linearizedPrefix.slice(-(options.contextOps ?? 30));
-  return [...failure.unlinearizable, failure.blockedBy, ...context];
+  return [...failure.unlinearizable, failure.blockedBy, ...(failure.witnesses ?? []), ...context];
 }
 
 function bar(

@@ -40,7 +40,7 @@ export interface SearchFailure {
 export type SearchOutcome =
   | { verdict: "ok"; exploredStates: number; linearization: Op[] }
   | { verdict: "fail"; exploredStates: number; failure: SearchFailure }
-  | { verdict: "unknown"; exploredStates: number };
+  | { verdict: "unknown"; exploredStates: number; deepest: SearchFailure | null };
 
 /** One step of the search, once its definite candidates are exhausted. */
 interface Level {
@@ -216,7 +216,9 @@ export class KeySearch {
         const linearization = stack.map((f) => (f.unknown ? this.unknown[f.index]! : this.definite[f.index]!));
         return { verdict: "ok", exploredStates: this.explored, linearization };
       }
-      if (this.explored > this.maxStates || this.pastDeadline()) return { verdict: "unknown", exploredStates: this.explored };
+      if (this.explored > this.maxStates || this.pastDeadline()) {
+        return { verdict: "unknown", exploredStates: this.explored, deepest: this.best === null ? null : this.failure() };
+      }
       const top = stack.length > 0 ? stack[stack.length - 1]! : null;
       const afterUnknown = top !== null && top.unknown ? top.index : -1;
       if (phase === 0) {
