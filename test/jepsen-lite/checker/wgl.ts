@@ -105,6 +105,15 @@ export class KeySearch {
   // those that name a revision (sorted by it, so only the current revision window is scanned).
   private readonly valueObserverClasses: number[][];
   private readonly revisionObserverClasses: { revision: number; c: number }[][];
+  // A class is live while some op that may observe it is not linearized yet (its first member's
+  // definite observers: a superset of the others'; or any unknown observer), and, for an observer
+  // that names a revision, while the key's revision is still below it. A dead class stays dead
+  // deeper in the search, and how many of its members were used no longer matters: the cache
+  // leaves dead classes out, so searches that explained the past in different ways merge.
+  private readonly pendingValueObservers: Int32Array; // per class
+  private readonly valueObserverOf: number[][]; // per definite op: classes it may observe by value
+  private readonly classRevisionObservers: { index: number; revision: number }[][]; // by revision, highest first
+  private readonly classHasUnknownObservers: Uint8Array;
   private definiteCount = 0;
   // Definite writes with a reported revision, by revision; writeCursor = first not yet linearized.
   private readonly writeOrder: number[];
@@ -192,6 +201,24 @@ export class KeySearch {
       }
       this.valueObserverClasses.push([...byValue]);
       this.revisionObserverClasses.push([...byRevision.values()].sort((a, b) => a.revision - b.revision));
+    }
+    this.pendingValueObservers = new Int32Array(classCount);
+    this.valueObserverOf = definite.map(() => []);
+    this.classRevisionObservers = [];
+    this.classHasUnknownObservers = new Uint8Array(classCount);
+    for (let c = 0; c < classCount; c++) {
+      const first = this.classMembers[c]![0]!;
+      const byRevision: { index: number; revision: number }[] = [];
+      for (const [i, seen] of observers.definite[first]!) {
+        if (seen === VALUE_OBSERVATION) {
+          this.valueObserverOf[i]!.push(c);
+          this.pendingValueObservers[c]!++;
+        } else {
+          byRevision.push({ index: i, revision: seen });
+        }
+      }
+      this.classRevisionObservers.push(byRevision.sort((a, b) => b.revision - a.revision));
+      if (observers.unknown[first]!.size > 0) this.classHasUnknownObservers[c] = 1;
     }
     this.definiteDone = new Uint8Array(nd);
     this.writeOrder = [];
@@ -373,7 +400,7 @@ export class KeySearch {
     }
     base += `|${stateKey(state, (value) => this.valueId(value))}`;
     const used: number[] = [];
-    for (const c of this.usedClasses) used.push(c, this.usedPerClass[c]!);
+    for (const c of this.usedClasses) if (this.isLive(c, state)) used.push(c, this.usedPerClass[c]!);
     const key = `${base}|${used.join(",")}`;
     if (this.cache.has(key)) return false;
     const recorded = this.dominance.get(base);
@@ -383,6 +410,16 @@ export class KeySearch {
     else if (recorded.length < DOMINANCE_VECTORS_MAX) recorded.push(used);
     this.explored++;
     return true;
+  }
+
+  /** Whether a member of class c could still be observed, from `state` on. */
+  private isLive(c: number, state: KeyState): boolean {
+    if (this.pendingValueObservers[c]! > 0 || this.classHasUnknownObservers[c] === 1) return true;
+    for (const o of this.classRevisionObservers[c]!) {
+      if (o.revision <= state.lastRevision) return false; // and so are all the rest
+      if (this.definiteDone[o.index] === 0) return true;
+    }
+    return false;
   }
 
   /** Whether at least as many unknown ops of every class in `vector` are used up now. */
@@ -410,6 +447,7 @@ export class KeySearch {
     }
     this.definiteDone[i] = 1;
     this.definiteCount++;
+    for (const c of this.valueObserverOf[i]!) this.pendingValueObservers[c]!--;
     if (i === this.prefix) {
       this.prefix++;
       while (this.prefix < this.definite.length && this.definiteDone[this.prefix] === 1) {
@@ -433,6 +471,7 @@ export class KeySearch {
       if (next[node]! >= 0) prev[next[node]!] = node;
     }
     this.definiteDone[i] = 0;
+    for (const c of this.valueObserverOf[i]!) this.pendingValueObservers[c]!++;
     this.definiteCount--;
     if (i < this.prefix) {
       this.aboveCount += this.prefix - i - 1;
