@@ -67,7 +67,7 @@ function median(values: number[]): number {
 
 console.log(`bench:checker — one key, ${OPS} ops, ${VALUES} values, unrecorded writes ${FOREIGN}, median of ${RUNS} runs`);
 console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} x${os.cpus().length}, load ${os.loadavg()[0]!.toFixed(1)}`);
-console.log(`concurrency | ${"scenario".padEnd(40)} | verdicts     | states (median) | check ms (median) | ms/1k ops`);
+console.log(`concurrency | ${"scenario".padEnd(40)} | verdicts          | states (median) | check ms (median) | ms/1k ops`);
 for (const processes of [5, 10]) {
   for (const scenario of scenarios) {
     const times: number[] = [];
@@ -95,7 +95,7 @@ for (const processes of [5, 10]) {
     const verdictText = [...verdicts].map(([v, n]) => `${n} ${v}`).join(", ");
     const ms = median(times);
     console.log(
-      `${String(processes).padStart(11)} | ${scenario.name.padEnd(40)} | ${verdictText.padEnd(12)} | ${String(median(states)).padStart(15)} | ${ms.toFixed(0).padStart(17)} | ${((ms / OPS) * 1000).toFixed(1).padStart(9)}`,
+      `${String(processes).padStart(11)} | ${scenario.name.padEnd(40)} | ${verdictText.padEnd(17)} | ${String(median(states)).padStart(15)} | ${ms.toFixed(0).padStart(17)} | ${((ms / OPS) * 1000).toFixed(1).padStart(9)}`,
     );
   }
 }
