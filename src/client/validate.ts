@@ -7,7 +7,7 @@
  */
 import { CairnError } from "../shared/errors.ts";
 import * as names from "../shared/names.ts";
-import { PROTOCOL_LIMITS, type BucketConfigInput, type Consistency } from "../shared/protocol.ts";
+import { BUCKET_CONFIG_FIELDS, PROTOCOL_LIMITS, type BucketConfigInput, type Consistency } from "../shared/protocol.ts";
 import type { KvWatchInclude } from "./types.ts";
 
 /** TypeError when not a string (a caller bug); CairnError INVALID_BUCKET_NAME when not a valid name. */
@@ -147,18 +147,7 @@ function byteLength(text: string): number {
   return encoder.encode(text).length;
 }
 
-const CONFIG_FIELDS = [
-  "description",
-  "history",
-  "ttlMs",
-  "maxBytes",
-  "maxValueSize",
-  "replicas",
-  "storage",
-  "markerTtlMs",
-  "metadata",
-  "compression",
-] as const;
+const CONFIG_FIELDS = BUCKET_CONFIG_FIELDS;
 
 /** Checks a bucket configuration (every field optional: the server fills defaults). INVALID_CONFIG. */
 export function checkBucketConfig(config: unknown): BucketConfigInput {

@@ -4,6 +4,7 @@
  * (metadata keys sorted), so equal configs encode to equal bytes in snapshots and the log.
  */
 import { CairnError } from "../shared/errors.ts";
+import { BUCKET_CONFIG_FIELDS } from "../shared/protocol.ts";
 import type { BucketConfig, StorageType } from "./types.ts";
 
 export const HISTORY_MAX = 64;
@@ -14,18 +15,7 @@ export const MARKER_TTL_MS_MIN = 1000;
 export const REPLICAS_MAX = 5;
 export const REPLICAS_DEFAULT_MAX = 3;
 
-const FIELDS: ReadonlySet<string> = new Set([
-  "description",
-  "history",
-  "ttlMs",
-  "maxBytes",
-  "maxValueSize",
-  "replicas",
-  "storage",
-  "markerTtlMs",
-  "metadata",
-  "compression",
-]);
+const FIELDS: ReadonlySet<string> = new Set(BUCKET_CONFIG_FIELDS);
 
 function invalid(message: string): CairnError {
   return new CairnError("INVALID_CONFIG", message);

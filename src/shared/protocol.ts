@@ -37,6 +37,20 @@ export interface BucketConfigInput {
   compression?: boolean;
 }
 
+/** Every field of a bucket configuration, as clients send it and the state machine stores it. */
+export const BUCKET_CONFIG_FIELDS = [
+  "description",
+  "history",
+  "ttlMs",
+  "maxBytes",
+  "maxValueSize",
+  "replicas",
+  "storage",
+  "markerTtlMs",
+  "metadata",
+  "compression",
+] as const satisfies readonly (keyof BucketConfigInput)[];
+
 /** A record as it travels to clients. `created` is ms since epoch; `delta` as in NATS. */
 export interface WireEntry {
   bucket: string;
