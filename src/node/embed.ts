@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CairnError } from "../shared/errors.ts";
-import { resolveLimits, resolveTiming, parseHostPort, type Durability, type NodeLimits, type RaftTiming } from "./config.ts";
+import { resolveLimits, resolveTiming, type Durability, type NodeLimits, type RaftTiming } from "./config.ts";
 import type { LogStore } from "./log-store.ts";
 import { openLevelLogStore } from "./log-store-level.ts";
 import { MemoryLogStore } from "./log-store-memory.ts";
@@ -330,4 +330,3 @@ export async function startCluster(options: StartClusterOptions): Promise<InProc
   };
 }
 
-export { parseHostPort };

@@ -173,7 +173,8 @@ export class MetaStateMachine {
   }
 }
 
-function fnv1a(text: string): number {
+/** FNV-1a: a small, stable string hash (placement tie-breaks, spreading retries over replicas). */
+export function fnv1a(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);

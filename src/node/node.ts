@@ -13,10 +13,10 @@ import type { NodeLimits, RaftTiming } from "./config.ts";
 import { decodeLogPayload, encodeLogPayload } from "./codec.ts";
 import type { LogStore } from "./log-store.ts";
 import type { Logger } from "./logger.ts";
-import { MetaStateMachine, type MetaBucket, type MetaEnvelope, type MetaResult } from "./meta.ts";
+import { fnv1a, MetaStateMachine, type MetaBucket, type MetaEnvelope, type MetaResult } from "./meta.ts";
 import { RaftHost, type GroupStateMachine } from "./raft-host.ts";
 import type { PeerTransport } from "./transport.ts";
-import { Watcher, type WatchSink } from "./watch.ts";
+import { toWire, Watcher, type WatchSink } from "./watch.ts";
 
 export const META_GROUP = "meta";
 
@@ -168,7 +168,7 @@ export class CairnNode {
   /** The leader stamps each proposal with its clock, kept monotonic (the state machine clamps too). */
   private stamp(): number {
     const now = (this.options.clock ?? Date.now)();
-    this.lastStamp = Math.max(this.lastStamp + 0, now);
+    this.lastStamp = Math.max(this.lastStamp, now);
     return this.lastStamp;
   }
 
@@ -293,7 +293,7 @@ export class CairnNode {
       const group = this.host.group(groupId);
       try {
         if (group?.isLeader()) return await this.withDeadline(local(), deadline, write);
-        const target = group ? group.leader : placement[(attempt + hashOf(this.id)) % placement.length];
+        const target = group ? group.leader : placement[(attempt + fnv1a(this.id)) % placement.length];
         if (target && target !== this.id && hops < FORWARD_HOPS_MAX) {
           return await this.forward(target, request, hops, deadline);
         }
@@ -302,13 +302,18 @@ export class CairnNode {
         lastError = error;
       }
       attempt++;
-      const wait = Math.min(this.options.timing.tickMs * 2 ** Math.min(attempt, 4), 500);
+      const wait = this.retryDelayMs(attempt);
       if (Date.now() + wait >= deadline) {
         if (write) throw new CairnError("TIMEOUT", "timeout: the outcome of the write is unknown", {}, { cause: lastError });
         throw new CairnError("UNAVAILABLE", `no leader for ${groupId} reachable before the deadline`, {}, { cause: lastError });
       }
       await sleep(wait);
     }
+  }
+
+  /** Backoff between attempts to reach a leader: from 2 ticks, doubling, at most 500 ms. */
+  private retryDelayMs(attempt: number): number {
+    return Math.min(this.options.timing.tickMs * 2 ** Math.min(attempt, 4), 500);
   }
 
   private withDeadline<T>(promise: Promise<T>, deadline: number, write: boolean): Promise<T> {
@@ -376,27 +381,22 @@ export class CairnNode {
 
   private async bucketUpdate(name: string, input: BucketConfigInput, requestId: string | undefined, hops: number, deadline: number) {
     validateBucketName(name);
-    await this.metaReadBarrier(hops, deadline);
-    const meta = this.bucketOrThrow(name);
+    await this.metaReadBarrier(deadline);
+    this.bucketOrThrow(name);
     const current = statusConfig((await this.bucketStatus(name, { op: "bucket.status", bucket: name }, hops, deadline)) as WireBucketStatus);
     const next = normalizeConfig({ ...current, ...(input as Partial<BucketConfig>) }, this.options.members.length);
     configUpdateAllowed(current, next);
     if (next.replicas !== current.replicas) {
       throw new CairnError("INVALID_CONFIG", "changing the number of replicas of an existing bucket is not supported yet");
     }
-    await this.kvWrite({ op: "bucket.update" as never, bucket: name, config: next, requestId } as never, hops, deadline, {
-      type: "bucketUpdate",
-      bucket: name,
-      config: next,
-    });
-    void meta;
+    const request: NodeRequest = { op: "bucket.update", bucket: name, config: next, ...(requestId ? { requestId } : {}) };
+    await this.kvWrite(request, hops, deadline, { type: "bucketUpdate", bucket: name, config: next });
     return this.bucketStatus(name, { op: "bucket.status", bucket: name }, hops, deadline);
   }
 
-  private async metaReadBarrier(hops: number, deadline: number): Promise<void> {
-    // Linearizable view of the meta state: read barrier through the meta group (every node hosts it).
-    await this.readBarrier(META_GROUP, deadline);
-    void hops;
+  /** Linearizable view of the meta state: a read barrier through the meta group (every node hosts it). */
+  private metaReadBarrier(deadline: number): Promise<void> {
+    return this.readBarrier(META_GROUP, deadline);
   }
 
   private async readBarrier(groupId: string, deadline: number): Promise<void> {
@@ -410,13 +410,13 @@ export class CairnNode {
       } catch (error) {
         if (!(error instanceof CairnError) || !RETRYABLE.has(error.code)) throw error;
         attempt++;
-        await sleep(Math.min(this.options.timing.tickMs * 2 ** Math.min(attempt, 4), 500));
+        await sleep(this.retryDelayMs(attempt));
       }
     }
   }
 
   private async bucketList(hops: number, deadline: number): Promise<WireBucketStatus[]> {
-    await this.metaReadBarrier(hops, deadline);
+    await this.metaReadBarrier(deadline);
     const out: WireBucketStatus[] = [];
     for (const b of this.meta.list()) {
       try {
@@ -433,7 +433,7 @@ export class CairnNode {
   private async bucketStatus(name: string, request: NodeRequest, hops: number, deadline: number): Promise<unknown> {
     let meta = this.meta.get(name);
     if (!meta) {
-      await this.metaReadBarrier(hops, deadline);
+      await this.metaReadBarrier(deadline);
       meta = this.meta.get(name);
     }
     if (!meta) throw new CairnError("BUCKET_NOT_FOUND", "bucket not found");
@@ -524,7 +524,7 @@ export class CairnNode {
     const command = commandOverride ?? this.toCommand(request);
     let meta = this.meta.get(bucketName);
     if (!meta) {
-      await this.metaReadBarrier(hops, deadline);
+      await this.metaReadBarrier(deadline);
       meta = this.bucketOrThrow(bucketName);
     }
     const requestId = (request as { requestId?: string }).requestId ?? this.nextRequestId();
@@ -553,7 +553,7 @@ export class CairnNode {
     validateBucketName(request.bucket);
     let meta = this.meta.get(request.bucket);
     if (!meta && request.consistency !== "stale") {
-      await this.metaReadBarrier(hops, deadline);
+      await this.metaReadBarrier(deadline);
       meta = this.meta.get(request.bucket);
     }
     if (!meta) throw new CairnError("BUCKET_NOT_FOUND", "bucket not found");
@@ -563,7 +563,7 @@ export class CairnNode {
       if (hops >= FORWARD_HOPS_MAX) throw new CairnError("UNAVAILABLE", "too many forwarding hops");
       let lastError: unknown = null;
       for (let i = 0; i < meta.placement.length; i++) {
-        const target = meta.placement[(i + hashOf(this.id)) % meta.placement.length]!;
+        const target = meta.placement[(i + fnv1a(this.id)) % meta.placement.length]!;
         try {
           return await this.forward(target, request, hops, deadline);
         } catch (error) {
@@ -621,7 +621,7 @@ export class CairnNode {
     if (!["last", "history", "updates"].includes(request.include)) throw new CairnError("INVALID_OPTION", "include must be last, history or updates");
     let meta = this.meta.get(request.bucket);
     if (!meta) {
-      await this.metaReadBarrier(0, Date.now() + this.options.requestTimeoutMs);
+      await this.metaReadBarrier(Date.now() + this.options.requestTimeoutMs);
       meta = this.bucketOrThrow(request.bucket);
     }
     const replica = this.replicas.get(meta.group);
@@ -735,19 +735,6 @@ function pageOptions(afterRevision: unknown, limit: unknown): { afterRevision?: 
   return out;
 }
 
-export function toWire(bucket: string, record: KvRecord, delta: number): WireEntry {
-  return {
-    bucket,
-    key: record.key,
-    value: record.value,
-    length: record.value.length,
-    revision: record.revision,
-    created: record.created,
-    operation: record.operation,
-    delta,
-  };
-}
-
 function statusConfig(s: WireBucketStatus): BucketConfig {
   return {
     description: s.description,
@@ -767,12 +754,6 @@ function sameConfig(a: BucketConfig, b: BucketConfig): boolean {
   const norm = (c: BucketConfig) =>
     JSON.stringify({ ...c, metadata: Object.fromEntries(Object.entries(c.metadata).sort(([x], [y]) => (x < y ? -1 : 1))) });
   return norm(a) === norm(b);
-}
-
-function hashOf(text: string): number {
-  let h = 0;
-  for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) >>> 0;
-  return h;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -253,14 +253,6 @@ export class RaftHost {
     });
   }
 
-  /** Forgets a read that timed out at the caller. */
-  cancelReads(groupId: string, error: unknown): void {
-    const group = this.groups.get(groupId);
-    if (!group) return;
-    for (const r of group.reads.values()) r.reject(error);
-    group.reads.clear();
-  }
-
   transferLeader(groupId: string, to: string): void {
     this.enqueue(() => {
       const group = this.groups.get(groupId);

@@ -10,6 +10,20 @@ import type { WireEntry } from "../shared/protocol.ts";
 import { matchFilter } from "../kv/index.ts";
 import type { WireError } from "../shared/protocol.ts";
 
+/** A state machine record as clients receive it (`delta` as in NATS: matching records still pending). */
+export function toWire(bucket: string, record: KvRecord, delta: number): WireEntry {
+  return {
+    bucket,
+    key: record.key,
+    value: record.value,
+    length: record.value.length,
+    revision: record.revision,
+    created: record.created,
+    operation: record.operation,
+    delta,
+  };
+}
+
 export interface WatchSink {
   /** Queue entries for the client; returns false (and sends nothing) when the client's buffer is over its limit. */
   entries(watchId: number, entries: WireEntry[]): boolean;
@@ -44,17 +58,10 @@ export class Watcher {
   }
 
   toWire(record: KvRecord, delta: number, isUpdate: boolean): WireEntry {
-    return {
-      bucket: this.spec.bucket,
-      key: record.key,
-      value: this.spec.metaOnly ? new Uint8Array(0) : record.value,
-      length: record.value.length,
-      revision: record.revision,
-      created: record.created,
-      operation: record.operation,
-      delta,
-      isUpdate,
-    };
+    const entry = toWire(this.spec.bucket, record, delta);
+    entry.isUpdate = isUpdate;
+    if (this.spec.metaOnly) entry.value = new Uint8Array(0);
+    return entry;
   }
 
   /** Sends the initial part (already filtered by the state machine) and marks the watch live. */
