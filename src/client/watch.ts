@@ -56,6 +56,10 @@ export class Watcher implements KvWatcher, WatchSink {
   private stopping: Promise<void> | null = null;
   private attached: { link: Link; watchId: number } | null = null;
   private resuming = false;
+  /** The bucket revision the first server-side watch started at (from its watch.start answer). */
+  private startRevision: number | undefined;
+  /** Every entry is a live change: "updates" (its resumed catch-up included), or any watch once initialized. */
+  private readonly onlyUpdates: boolean;
 
   constructor(
     private readonly conn: Connection,
@@ -67,6 +71,7 @@ export class Watcher implements KvWatcher, WatchSink {
     });
     // Callers need not await `initialized`; a rejection must not count as unhandled.
     this.initialized.catch(noop);
+    this.onlyUpdates = spec.include === "updates" && spec.resumeFromRevision === undefined;
   }
 
   get lastRevision(): number {
@@ -75,15 +80,19 @@ export class Watcher implements KvWatcher, WatchSink {
 
   /** Issues the first watch.start (retried like any call until timeoutMs); throws when it fails. */
   async start(timeoutMs: number | undefined): Promise<void> {
-    await this.conn.request("watch.start", this.startRequest(), { timeoutMs, onOk: (result, link) => this.attach(link, result.watchId) });
+    await this.conn.request("watch.start", this.startRequest(), {
+      timeoutMs,
+      onOk: (result, link) => this.attach(link, result.watchId, result.revision),
+    });
   }
 
   /**
    * What to ask for when (re)starting. Once initialized: everything after the last revision accepted.
    * Before that: "history" (or an explicit resumeFromRevision) continues after the last entry; "last"
    * starts over (the latest record of each key, entries already delivered dropped by revision);
-   * "updates" starts over (live changes made between the lost start and the new one are not replayed:
-   * the window ends at the first `watch.initialized`, which the server sends at once).
+   * "updates" continues after the revision the server reported in its first `watch.start` answer, so
+   * changes made while the watch was away are replayed (without that answer, the watch() call has not
+   * returned yet and starting over is correct).
    */
   private startRequest(): RequestBody<"watch.start"> {
     const base = {
@@ -96,14 +105,20 @@ export class Watcher implements KvWatcher, WatchSink {
     if (this.isInitialized) return { ...base, resumeFromRevision: this.last + 1 };
     if (this.spec.resumeFromRevision !== undefined) return { ...base, resumeFromRevision: Math.max(this.spec.resumeFromRevision, this.last + 1) };
     if (this.spec.include === "history" && this.last > 0) return { ...base, resumeFromRevision: this.last + 1 };
+    if (this.spec.include === "updates" && this.startRevision !== undefined) {
+      return { ...base, resumeFromRevision: Math.max(this.startRevision, this.last) + 1 };
+    }
     return base;
   }
 
   /** Runs synchronously with the watch.start response, before any push of the new watch. */
-  private attach(link: Link, watchId: number): void {
+  private attach(link: Link, watchId: number, revision: number | undefined): void {
     if (this.stopped || this.ending) {
       this.conn.requestOnLink(link, "watch.stop", { watchId }).catch(noop);
       return;
+    }
+    if (this.startRevision === undefined && typeof revision === "number" && Number.isSafeInteger(revision) && revision >= 0) {
+      this.startRevision = revision;
     }
     this.attached = { link, watchId };
     link.watches.set(watchId, this);
@@ -172,7 +187,7 @@ export class Watcher implements KvWatcher, WatchSink {
     if (this.stopped || this.ending || !Array.isArray(entries)) return;
     for (const wire of entries) {
       if (typeof wire?.revision !== "number" || wire.revision <= this.last) continue;
-      const entry = watchEntryFromWire(wire, this.isInitialized || wire.isUpdate === true);
+      const entry = watchEntryFromWire(wire, this.isInitialized || this.onlyUpdates || wire.isUpdate === true);
       const consumer = this.consumers.shift();
       if (consumer) {
         this.last = wire.revision;

@@ -7,7 +7,7 @@ import { KvStateMachine, normalizeConfig, configUpdateAllowed, validateBucketNam
 import type { ApplyOutcome, BucketConfig, KvCommand, KvEnvelope, KvRecord, KvResult } from "../kv/types.ts";
 import type { Entry, Snapshot, SoftState } from "../raft/types.ts";
 import { CairnError, type ErrorCode } from "../shared/errors.ts";
-import type { BucketConfigInput, Request, WireBucketStatus, WireClusterStatus, WireEntry } from "../shared/protocol.ts";
+import type { BucketConfigInput, Request, WireBucketStatus, WireClientStats, WireClusterStatus, WireEntry } from "../shared/protocol.ts";
 import { PROTOCOL_LIMITS } from "../shared/protocol.ts";
 import type { NodeLimits, RaftTiming } from "./config.ts";
 import { decodeLogPayload, encodeLogPayload } from "./codec.ts";
@@ -63,6 +63,8 @@ export class CairnNode {
   private watchSeq = 0;
   private readonly requestIdPrefix: string;
   private closing = false;
+  /** Set by the client server: what it holds for clients (reported per node by cluster.status). */
+  clientStats: (() => WireClientStats) | null = null;
 
   constructor(readonly options: CairnNodeOptions) {
     this.meta = new MetaStateMachine(options.members);
@@ -614,7 +616,7 @@ export class CairnNode {
   async startWatch(
     request: Extract<NodeRequest, { op: "watch.start" }>,
     sink: WatchSink,
-    beforeStart: (watchId: number) => void,
+    beforeStart: (watchId: number, revision: number) => void,
   ): Promise<Watcher> {
     validateBucketName(request.bucket);
     const filters = checkFilters(request.filters.length === 0 ? [">"] : request.filters);
@@ -643,20 +645,24 @@ export class CairnNode {
     const initial = replica.sm.watchInitial(meta.bucket, filters, startOptions);
     const status = replica.sm.status(meta.bucket);
     replica.watchers.add(watcher);
-    beforeStart(watcher.id);
+    beforeStart(watcher.id, initial.revision);
     watcher.start(initial.records, initial.revision, request.resumeFromRevision, status.firstRevision || status.revision + 1);
     return watcher;
   }
 
   /** This node's view of each group it hosts (one row of `cairn cluster status` per group and node). */
-  localGroupsStatus(): { node: string; groups: { group: string; bucket: string | null; role: string; leader: string | null; term: number; commit: number; applied: number; lastIndex: number }[] } {
+  localGroupsStatus(): {
+    node: string;
+    groups: { group: string; bucket: string | null; role: string; leader: string | null; term: number; commit: number; applied: number; lastIndex: number }[];
+    clients?: WireClientStats;
+  } {
     const groups = [];
     for (const g of this.host.allGroups()) {
       const s = g.core.status();
       const bucket = this.replicas.get(g.id)?.meta.bucket ?? null;
       groups.push({ group: g.id, bucket, role: s.role, leader: s.leader, term: s.term, commit: s.commit, applied: g.applied, lastIndex: s.lastIndex });
     }
-    return { node: this.id, groups };
+    return { node: this.id, groups, ...(this.clientStats ? { clients: this.clientStats() } : {}) };
   }
 
   /** Cluster-wide view for `cairn cluster status`: every reachable node reports its groups. */
@@ -699,7 +705,10 @@ export class CairnNode {
     }
     return {
       node: this.id,
-      nodes: this.options.members.map((id) => ({ id, url: this.options.clientUrls[id] ?? "", reachable: reachable.has(id) })),
+      nodes: this.options.members.map((id) => {
+        const clients = views.find((v) => v.node === id)?.clients;
+        return { id, url: this.options.clientUrls[id] ?? "", reachable: reachable.has(id), ...(clients ? { clients } : {}) };
+      }),
       groups: [...byGroup.values()].sort((a, b) => (a.group === "meta" ? -1 : b.group === "meta" ? 1 : a.group < b.group ? -1 : 1)),
     };
   }

@@ -7,7 +7,7 @@
 import { WebSocketServer, type WebSocket } from "ws";
 import type { IncomingMessage } from "node:http";
 import { CairnError } from "../shared/errors.ts";
-import { PROTOCOL_LIMITS, PROTOCOL_VERSION, type Push, type Response, type WireEntry, type WireError } from "../shared/protocol.ts";
+import { PROTOCOL_LIMITS, PROTOCOL_VERSION, type Push, type Response, type WireClientStats, type WireEntry, type WireError } from "../shared/protocol.ts";
 import { clientPackr } from "./codec.ts";
 import type { Logger } from "./logger.ts";
 import type { CairnNode, NodeRequest } from "./node.ts";
@@ -54,12 +54,22 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     options.logger.debug("client connected", { remote: req.socket.remoteAddress });
   });
   wss.on("error", (error) => options.logger.error("client server error", { error: String(error) }));
+  options.node.clientStats = (): WireClientStats => {
+    let watches = 0;
+    let bufferedBytesMax = 0;
+    for (const s of sessions) {
+      watches += s.watchCount;
+      bufferedBytesMax = Math.max(bufferedBytesMax, s.bufferedBytes);
+    }
+    return { connections: sessions.size, watches, requestsInProgress: inProgress, bufferedBytesMax };
+  };
   const address = wss.address();
   const port = typeof address === "object" && address ? address.port : options.port;
   return {
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        options.node.clientStats = null;
         for (const s of sessions) s.shutdown();
         wss.close(() => resolve());
       }),
@@ -79,6 +89,14 @@ class Session implements WatchSink {
     socket.binaryType = "nodebuffer";
     socket.on("message", (data, isBinary) => this.onFrame(data as Buffer, isBinary));
     socket.on("error", () => socket.terminate());
+  }
+
+  get watchCount(): number {
+    return this.watchers.size;
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.bufferedAmount;
   }
 
   private send(frame: Response | Push): void {
@@ -142,7 +160,7 @@ class Session implements WatchSink {
           throw new CairnError("UNAVAILABLE", "too many watches on this connection");
         }
         if (!Array.isArray(request.filters)) throw new CairnError("INVALID_OPTION", "filters must be an array");
-        const watcher = await node.startWatch(request, this, (watchId) => this.send({ id, ok: true, result: { watchId } }));
+        const watcher = await node.startWatch(request, this, (watchId, revision) => this.send({ id, ok: true, result: { watchId, revision } }));
         if (!watcher.ended) this.watchers.set(watcher.id, watcher);
         return;
       }

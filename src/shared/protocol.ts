@@ -151,7 +151,9 @@ export interface Results {
   "kv.history": { entries: WireEntry[]; lastRevision: number; done: boolean };
   "kv.purgeDeletes": { removed: number };
   "kv.purgeBucket": { purged: true };
-  "watch.start": { watchId: number };
+  /** `revision`: the bucket revision the watch started at (what `watch.initialized` will carry); a
+   *  client whose socket drops before `watch.initialized` resumes an "updates" watch after it. */
+  "watch.start": { watchId: number; revision?: number };
   "watch.stop": { stopped: true };
   "cluster.status": unknown;
   ping: { pong: true };
@@ -164,7 +166,7 @@ export interface Results {
 export interface WireClusterStatus {
   /** The node that answered. */
   node: string;
-  nodes: { id: string; url: string; reachable: boolean; version?: string }[];
+  nodes: { id: string; url: string; reachable: boolean; version?: string; clients?: WireClientStats }[];
   groups: {
     /** "meta" or the bucket name. */
     group: string;
@@ -172,6 +174,18 @@ export interface WireClusterStatus {
     term: number;
     members: { node: string; role: string; commit: number; applied: number; lag: number }[];
   }[];
+}
+
+/** One node's client endpoint, as `cluster.status` reports it per node (resources held for clients). */
+export interface WireClientStats {
+  /** Open client connections. */
+  connections: number;
+  /** Watches open on those connections. */
+  watches: number;
+  /** Client requests being processed. */
+  requestsInProgress: number;
+  /** The largest number of bytes queued to one client socket (bounded by limits.watchBufferBytesMax for watch traffic). */
+  bufferedBytesMax: number;
 }
 
 /** Server -> client pushes for a watch. */

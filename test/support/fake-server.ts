@@ -399,8 +399,8 @@ export class FakeServer {
       ignoreDeletes: r.ignoreDeletes === true,
       metaOnly: r.metaOnly === true,
     };
-    conn.send({ id: r.id, ok: true, result: { watchId: watch.watchId } });
     const bucket = kv.bucket(r.bucket);
+    conn.send({ id: r.id, ok: true, result: { watchId: watch.watchId, revision: bucket.revision } });
     let initial: FakeRecord[];
     if (typeof r.resumeFromRevision === "number") {
       const first = bucket.records[0]?.revision ?? bucket.revision + 1;

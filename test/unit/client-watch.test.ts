@@ -107,6 +107,33 @@ describe("watch", () => {
     await w.stop();
   });
 
+  it("an updates watch whose socket drops before watch.initialized resumes after the revision it started at", async () => {
+    const [a] = await cluster(1);
+    a!.kv.write("b", "k", "1");
+    let dropped = false;
+    // The first watch.start is answered (start revision 1), then the socket dies before any push.
+    a!.handler = (r, conn) => {
+      if (r.op !== "watch.start" || dropped) return undefined;
+      dropped = true;
+      conn.send({ id: r.id, ok: true, result: { watchId: conn.newWatchId(), revision: a!.kv.bucket("b").revision } });
+      return "drop";
+    };
+    const { kv } = await open([a!.url]);
+    const w = await kv.watch({ include: "updates" });
+    // Written after watch() returned, while the server-side watch never went live.
+    a!.kv.write("b", "k", "2");
+    a!.kv.write("b", "j", "3");
+    a!.dropConnections();
+    const resumed = await a!.waitForRequest((r) => r.op === "watch.start" && r["resumeFromRevision"] !== undefined);
+    expect(resumed["resumeFromRevision"]).toBe(2);
+    expect(resumed["include"]).toBe("updates");
+    await w.initialized;
+    a!.kv.write("b", "k", "4");
+    const it = w[Symbol.asyncIterator]();
+    expect(summary(await take(it, 3))).toEqual(["2:PUT:k=2", "3:PUT:j=3", "4:PUT:k=4"]);
+    await w.stop();
+  });
+
   it("drops entries at or below the last delivered revision when a resumed node resends them", async () => {
     const [a, b] = await cluster(2);
     // n2 ignores resumeFromRevision and replays the whole history (a misbehaving or racing node).
