@@ -5,8 +5,15 @@
  *
  * Durability ("fsync"): every write() is ONE LevelDB batch, written with { sync: true } when asked (group
  * commit: the driver batches all groups of one loop turn). Snapshot files are written to a temp file,
- * fsynced, renamed and the directory fsynced before the batch that points at them. "none" never fsyncs:
- * UNSAFE, for benchmarks and negative-control fault tests only.
+ * fsynced, renamed and the directory fsynced before the batch that points at them.
+ *
+ * Durability "none" is NATS's lazy sync, and UNSAFE (benchmarks and negative-control fault tests only):
+ * writes are acknowledged from memory and reach LevelDB later, from a write-behind buffer flushed every
+ * flushIntervalMs or as soon as it holds writeBehindBytesMax bytes, and never fsynced. A kill -9 loses
+ * up to flushIntervalMs of acknowledged writes (a plain write without sync would survive a process crash
+ * in the OS page cache, which would make "none" look safe under process faults). Buffered batches are
+ * flushed, in order and as one LevelDB batch, before anything reads the database, writes or deletes a
+ * snapshot file, and on close; so a crash leaves a prefix of the writes, never a mix.
  *
  * Integrity: before LevelDB opens the directory, log-store-leveldb-verify.ts checks every table block and
  * write-ahead-log record, because LevelDB (as classic-level opens it) would otherwise drop damaged log
@@ -139,8 +146,121 @@ class LevelEngine implements StoreEngine {
   }
 }
 
+/** The write-behind buffer of durability "none" (see the module comment). */
+export const WRITE_BEHIND_DEFAULTS = {
+  /** Longest time an acknowledged write stays in memory only. */
+  flushIntervalMs: 1000,
+  /** Buffered bytes (keys + values) at which a write waits for a flush instead of returning at once. */
+  writeBehindBytesMax: 16 * 1024 * 1024,
+} as const;
+
+/**
+ * Wraps the LevelDB engine for durability "none": batch() returns once the batch is buffered. Flushes are
+ * serialized; a failed flush leaves the engine's state unknown, so every later call throws its error.
+ */
+class WriteBehindEngine implements StoreEngine {
+  readonly description: string;
+  readonly #inner: StoreEngine;
+  readonly #flushIntervalMs: number;
+  readonly #bytesMax: number;
+  /** Batches not yet written, oldest first. Their size is bounded by #bytesMax (plus one batch). */
+  #pending: (readonly KvOp[])[] = [];
+  #pendingBytes = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #flushing: Promise<void> | null = null;
+  #failure: unknown = null;
+
+  constructor(inner: StoreEngine, flushIntervalMs: number, bytesMax: number) {
+    this.#inner = inner;
+    this.#flushIntervalMs = flushIntervalMs;
+    this.#bytesMax = bytesMax;
+    this.description = `${inner.description} (durability none: write-behind, ${flushIntervalMs} ms)`;
+  }
+
+  async batch(ops: readonly KvOp[], _sync: boolean): Promise<void> {
+    this.#throwIfFailed();
+    this.#pending.push(ops.slice());
+    for (const op of ops) this.#pendingBytes += op.key.length + (op.type === "put" ? op.value.length : 0);
+    if (this.#pendingBytes >= this.#bytesMax) {
+      await this.flush();
+      return;
+    }
+    if (this.#timer === null) {
+      this.#timer = setTimeout(() => {
+        this.#timer = null;
+        // A failure is kept in #failure and thrown by the next call.
+        this.flush().catch(() => undefined);
+      }, this.#flushIntervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** Writes every buffered batch (one LevelDB batch, no fsync); resolves when they are in LevelDB. */
+  async flush(): Promise<void> {
+    while (this.#flushing !== null) await this.#flushing.catch(() => undefined);
+    this.#throwIfFailed();
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#pending.length === 0) return;
+    const ops = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.flat();
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    const flushing = this.#inner.batch(ops, false);
+    this.#flushing = flushing;
+    try {
+      await flushing;
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== null) throw this.#failure;
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    await this.flush();
+    return this.#inner.get(key);
+  }
+
+  async range(gte: Uint8Array, lt: Uint8Array, limit: number): Promise<KvRecord[]> {
+    await this.flush();
+    return this.#inner.range(gte, lt, limit);
+  }
+
+  async writeFile(name: string, chunks: readonly Uint8Array[], sync: boolean): Promise<void> {
+    await this.flush();
+    return this.#inner.writeFile(name, chunks, sync);
+  }
+
+  readFile(name: string): Promise<Uint8Array | null> {
+    return this.#inner.readFile(name);
+  }
+
+  listFiles(): Promise<string[]> {
+    return this.#inner.listFiles();
+  }
+
+  /** A batch that stops pointing at these files may still be buffered: write it first. */
+  async deleteFiles(names: readonly string[]): Promise<void> {
+    await this.flush();
+    return this.#inner.deleteFiles(names);
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      await this.#inner.close();
+    }
+  }
+}
+
 class LevelLogStore extends LogStoreCore {
-  constructor(engine: LevelEngine, durability: LogStoreDurability, repairs: readonly string[], existed: boolean) {
+  constructor(engine: StoreEngine, durability: LogStoreDurability, repairs: readonly string[], existed: boolean) {
     super(engine, durability, { repairs, existed });
   }
 
@@ -161,6 +281,12 @@ function openError(error: unknown, levelDir: string): CairnError {
     return corrupt(`LevelDB at ${levelDir} cannot be opened, its files are damaged: ${message}`, error);
   }
   return new CairnError("INTERNAL", `LevelDB at ${levelDir} cannot be opened: ${message}`, {}, { cause: error });
+}
+
+function positiveOption(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0) throw new TypeError(`${name} must be a positive integer`);
+  return value;
 }
 
 /**
@@ -189,10 +315,20 @@ export async function openLevelLogStore(options: LevelLogStoreOptions): Promise<
     () => true,
     () => false,
   );
-  const engine = new LevelEngine(db, levelDir, snapshotDir);
-  const store = new LevelLogStore(engine, options.durability, check.repairs, existed);
+  const level = new LevelEngine(db, levelDir, snapshotDir);
+  const writeBehind =
+    options.durability === "none"
+      ? new WriteBehindEngine(
+          level,
+          positiveOption(options.flushIntervalMs, "flushIntervalMs", WRITE_BEHIND_DEFAULTS.flushIntervalMs),
+          positiveOption(options.writeBehindBytesMax, "writeBehindBytesMax", WRITE_BEHIND_DEFAULTS.writeBehindBytesMax),
+        )
+      : null;
+  const store = new LevelLogStore(writeBehind ?? level, options.durability, check.repairs, existed);
   try {
     await store.open();
+    // The marker says "this directory held a store": the format record must be in LevelDB before it.
+    await writeBehind?.flush();
     if (!existed) await writeMarker(options.dir, marker, options.durability === "fsync");
   } catch (error) {
     await db.close().catch(() => undefined);

@@ -50,7 +50,7 @@ export interface LoadedGroup {
   entries: Entry[];
 }
 
-/** `fsync`: a write with sync=true is on disk when its promise resolves. `none`: UNSAFE, never fsyncs. */
+/** `fsync`: a write with sync=true is on disk when its promise resolves. `none`: UNSAFE, acknowledged from memory, written lazily, never fsynced. */
 export type LogStoreDurability = "fsync" | "none";
 
 export interface LogStore {
@@ -91,6 +91,14 @@ export interface LogStore {
 export interface LevelLogStoreOptions {
   /** The node's data directory: LevelDB lives in <dir>/level, snapshot files in <dir>/snapshots. */
   readonly dir: string;
-  /** "none" is UNSAFE (no fsync at all): only for benchmarks and negative-control fault tests. */
+  /**
+   * "none" is UNSAFE: writes are acknowledged from memory, written to LevelDB lazily (write-behind) and never
+   * fsynced; a process crash loses up to flushIntervalMs of them. Only for benchmarks and negative-control
+   * fault tests.
+   */
   readonly durability: LogStoreDurability;
+  /** durability "none": longest time a write stays in memory only (default 1000 ms). */
+  readonly flushIntervalMs?: number;
+  /** durability "none": buffered bytes at which a write waits for a flush (default 16 MiB). */
+  readonly writeBehindBytesMax?: number;
 }
