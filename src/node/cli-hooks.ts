@@ -67,6 +67,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
     ...(config.raft ? { raft: config.raft } : {}),
     ...(config.limits ? { limits: config.limits } : {}),
     requestTimeoutMs: config.requestTimeoutMs ?? 10_000,
+    ...(config.clientToken !== undefined ? { clientToken: config.clientToken } : {}),
     logger,
   });
   logger.info(`node ${me.id} serving clients at ${running.url}, data in ${dataDir}`);

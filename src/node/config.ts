@@ -76,6 +76,9 @@ export interface ClusterConfig {
   readonly limits?: Partial<NodeLimits>;
   /** Default client request timeout on the server side (forwarding, waiting for commit). */
   readonly requestTimeoutMs?: number;
+  /** When set, clients must send this token in their hello (`connect({ token })`, `cairn --token`,
+   *  CAIRN_TOKEN); others are refused with UNAUTHORIZED. */
+  readonly clientToken?: string;
 }
 
 export function defineCluster(config: ClusterConfig): ClusterConfig {
@@ -143,6 +146,9 @@ export function validateClusterConfig(config: ClusterConfig): void {
   }
   if (config.durability !== undefined && config.durability !== "fsync" && config.durability !== "none") {
     throw configError(`durability must be "fsync" or "none"`);
+  }
+  if (config.clientToken !== undefined && (typeof config.clientToken !== "string" || config.clientToken.length === 0)) {
+    throw configError("clientToken must be a non-empty string");
   }
   resolveTiming(config.raft);
   resolveLimits(config.limits);

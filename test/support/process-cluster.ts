@@ -42,6 +42,8 @@ export interface ProcessClusterOptions {
   limits?: Record<string, number>;
   /** Extra environment for node processes. */
   env?: Record<string, string>;
+  /** Clients must send this token in hello (cluster config `clientToken`). */
+  clientToken?: string;
 }
 
 /** Log lines kept per node (the newest). */
@@ -68,6 +70,7 @@ export class ProcessCluster {
       raft: options.raft ?? { tickMs: 25, heartbeatTicks: 2, electionTicks: 16 },
       limits: options.limits ?? {},
       requestTimeoutMs: 10_000,
+      ...(options.clientToken !== undefined ? { clientToken: options.clientToken } : {}),
     };
     const configPath = join(dir, "cluster.config.ts");
     await writeFile(configPath, `export default ${JSON.stringify(config, null, 2)};\n`);
