@@ -15,4 +15,5 @@ export function validateConfig(config: RaftConfig): void {
   if (!positiveInt(config.inflightMessagesMax)) throw new TypeError("raft config: inflightMessagesMax must be a positive integer");
   if (!nonNegativeInt(config.inflightBytesMax)) throw new TypeError("raft config: inflightBytesMax must be a non-negative integer");
   if (!nonNegativeInt(config.uncommittedBytesMax)) throw new TypeError("raft config: uncommittedBytesMax must be a non-negative integer");
+  if (config.recovering !== undefined && typeof config.recovering !== "boolean") throw new TypeError("raft config: recovering must be a boolean");
 }

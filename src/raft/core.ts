@@ -16,6 +16,7 @@
  */
 import { assert } from "../shared/assert.ts";
 import { reportSnapshot, reportUnreachable, bcastAppend } from "./step-leader.ts";
+import { endRecovery } from "./election.ts";
 import { Raft } from "./raft.ts";
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, ProgressStatus, RaftConfig, RaftLogReader, RaftStatus, ReadState, Ready, Role } from "./types.ts";
 
@@ -116,6 +117,14 @@ export class RaftCore {
    */
   transferLeader(to: NodeId): void {
     this.r.transferLeader(to);
+  }
+
+  /**
+   * Lifts recovering mode (RaftConfig.recovering) without catching up, for a node that has learned it
+   * cannot have lost anything, e.g. every other voter reports a brand-new group. No-op otherwise.
+   */
+  endRecovery(reason: string): void {
+    endRecovery(this.r, reason);
   }
 
   /** The transport could not deliver to `id`: the leader stops pipelining to it (probe). */
@@ -237,6 +246,7 @@ export class RaftCore {
       confState: r.confState(),
       progress,
       transferee: r.leadTransferee,
+      recovering: r.recovering,
     };
   }
 }

@@ -16,6 +16,10 @@ export function hup(r: Raft, transfer: boolean): void {
     r.logLine("not campaigning: not a voter");
     return;
   }
+  if (r.recovering) {
+    r.logLine("not campaigning: recovering (may have lost acknowledged state)");
+    return;
+  }
   if (hasUnappliedConfChanges(r)) {
     // The membership we would campaign under is about to change (etcd does the same).
     r.logLine("not campaigning: committed conf changes not yet applied");
@@ -86,7 +90,9 @@ export function handleVoteRequest(r: Raft, m: Message): void {
   const responseType: MessageType = pre ? "preVoteResp" : "voteResp";
   // We may grant when we already voted for this candidate, when we have neither voted nor know a
   // leader in this term, or for a pre-vote of a future term (pre-votes change nothing).
-  const canVote = r.vote === m.from || (r.vote === null && r.lead === null) || (pre && m.term > r.term);
+  // A recovering node grants nothing: it may have voted in this term, or acknowledged entries the
+  // candidate lacks, and forgotten (see maybeEndRecovery).
+  const canVote = !r.recovering && (r.vote === m.from || (r.vote === null && r.lead === null) || (pre && m.term > r.term));
   if (canVote && r.log.isUpToDate(m.index, m.logTerm)) {
     // A grant carries the request's term so that a pre-candidate (at term - 1) accepts it.
     r.send(r.message(responseType, m.from, { term: m.term }));
@@ -97,4 +103,29 @@ export function handleVoteRequest(r: Raft, m: Message): void {
   } else {
     r.send(r.message(responseType, m.from, { term: r.term, reject: true }));
   }
+}
+
+/**
+ * Ends recovering mode once this node has caught up with the leader of its term T: `m` is an append
+ * from that leader which our log now matches through `lastNewIndex`. Two conditions:
+ *   - we hold every entry up to the leader's commit index (m.commit <= lastNewIndex), and
+ *   - that commit index is an entry of term T. A leader's commit index covers everything committed
+ *     before its term only once it has committed an entry of its own term (figure 8), so then we hold
+ *     every entry that could have been committed with acknowledgements we have forgotten.
+ * We may also have voted in T (or earlier) and forgotten it. Recording a vote for the leader of T
+ * (unless we hold a vote already) makes us grant votes only in terms > T, restarts included: the
+ * leader of T never asks for a vote in T again, so this vote adds to nobody's election.
+ */
+export function maybeEndRecovery(r: Raft, m: Message, lastNewIndex: number): void {
+  if (!r.recovering || m.commit > lastNewIndex || r.log.term(m.commit) !== r.term) return;
+  r.recovering = false;
+  if (r.vote === null) r.vote = m.from;
+  r.logLine(`recovered: caught up with leader ${m.from} to its commit index ${m.commit}; votes only in terms > ${r.term} from now on`);
+}
+
+/** The node learned it cannot have lost anything (e.g. the whole cluster is brand new). */
+export function endRecovery(r: Raft, reason: string): void {
+  if (!r.recovering) return;
+  r.recovering = false;
+  r.logLine(`recovering mode lifted: ${reason}`);
 }

@@ -96,6 +96,11 @@ export class Raft {
   durableTerm = 0;
   /** Leader removed from the voters: hands off, then steps down within an election timeout. */
   stepDownPending = false;
+  /**
+   * Recovering (no-vote) mode, RaftConfig.recovering: this node may have lost acknowledged state, so
+   * it neither campaigns nor votes until it has caught up with a leader (election.ts, maybeEndRecovery).
+   */
+  recovering = false;
 
   private readonly matchScratch: number[] = [];
 
@@ -121,7 +126,9 @@ export class Raft {
     this.voters = [...confState.voters];
     this.learners = [...confState.learners];
     this.becomeFollower(this.term, null);
+    this.recovering = config.recovering === true;
     this.logLine(`started: term ${this.term} commit ${this.log.committed} applied ${applied} last ${lastIndex} voters [${this.voters}]`);
+    if (this.recovering) this.logLine("recovering: no campaigns and no votes until caught up with a leader");
   }
 
   logLine(line: string): void {

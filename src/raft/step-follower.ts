@@ -2,7 +2,7 @@
  * Follower and (pre-)candidate message handling (etcd stepFollower / stepCandidate): appends with
  * conflict detection, heartbeats, snapshot install, transfer and read-index responses.
  */
-import { handleVoteResponse } from "./election.ts";
+import { handleVoteResponse, maybeEndRecovery } from "./election.ts";
 import type { Raft } from "./raft.ts";
 import type { Message, Snapshot } from "./types.ts";
 
@@ -74,6 +74,7 @@ function handleAppendEntries(r: Raft, m: Message): void {
   if (lastNewIndex >= 0) {
     // Acknowledge the request's own last index, never our lastIndex (which may hold more).
     r.send(r.message("appResp", m.from, { index: lastNewIndex }));
+    if (r.recovering) maybeEndRecovery(r, m, lastNewIndex);
     return;
   }
   // Reject with a hint: the largest index <= the probe whose term is <= the probe's term, so the
@@ -84,9 +85,17 @@ function handleAppendEntries(r: Raft, m: Message): void {
 
 function handleHeartbeat(r: Raft, m: Message): void {
   const log = r.log;
-  if (m.commit <= log.lastIndex()) log.commitTo(m.commit);
-  else r.logLine(`ignored heartbeat commit ${m.commit} beyond last index ${log.lastIndex()}`);
-  r.send(r.message("heartbeatResp", m.from, { context: m.context }));
+  if (m.commit <= log.lastIndex()) {
+    log.commitTo(m.commit);
+    r.send(r.message("heartbeatResp", m.from, { context: m.context }));
+    return;
+  }
+  // A heartbeat never carries a commit index beyond what we acknowledged in this term, so we lost
+  // acknowledged entries (a wiped or truncated disk). Say so (reject, with our last index as the
+  // hint): the leader then stops counting our old acknowledgements and catches us up, also when
+  // the group is idle and no append would reveal it.
+  r.logLine(`heartbeat commit ${m.commit} beyond last index ${log.lastIndex()}: acknowledged entries were lost here`);
+  r.send(r.message("heartbeatResp", m.from, { context: m.context, reject: true, rejectHint: log.lastIndex() }));
 }
 
 function handleSnapshot(r: Raft, m: Message): void {

@@ -44,6 +44,9 @@ function handleAppendResponse(r: Raft, pr: Progress, m: Message): void {
       sendSnapshot(r, m.from, pr);
       return;
     }
+    // The answer to our latest probe says the follower's log now ends (or diverges) below what it
+    // acknowledged in this term: it lost durable entries. maybeDecrTo then moves next below match.
+    if (pr.state === "probe" && m.index === pr.next - 1 && m.rejectHint < pr.match) forgetLostMatch(r, pr, m);
     // Fast backtracking: skip every entry of a term the follower cannot have.
     let nextProbe = m.rejectHint;
     if (m.logTerm > 0) nextProbe = r.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
@@ -78,9 +81,26 @@ function handleAppendResponse(r: Raft, pr: Progress, m: Message): void {
   }
 }
 
+/**
+ * A follower lost entries it had acknowledged in this term (a wiped or truncated disk; it restarts
+ * in recovering mode). Its old acknowledgements must not count toward commit any more, and it must
+ * be caught up from where its log really ends (or by a snapshot): forget its match and probe.
+ */
+function forgetLostMatch(r: Raft, pr: Progress, m: Message): void {
+  r.logLine(`${m.from} lost acknowledged entries (match ${pr.match}, its log hints ${m.rejectHint}): catching it up from there`);
+  pr.match = 0;
+}
+
 function handleHeartbeatResponse(r: Raft, pr: Progress, m: Message): void {
   pr.recentActive = true;
   pr.msgAppFlowPaused = false;
+  // A rejected heartbeat: its commit index (never above match) is beyond the follower's log. Probe
+  // from the follower's last index.
+  if (m.reject && m.rejectHint < pr.match && pr.state !== "snapshot") {
+    forgetLostMatch(r, pr, m);
+    pr.becomeProbe();
+    pr.next = m.rejectHint + 1;
+  }
   // Even with a full window this sends an (empty) append, so a follower whose appends were all
   // lost recovers (its rejection moves it to probe).
   if (pr.match < r.log.lastIndex() || pr.state === "probe") maybeSendAppend(r, m.from, pr, true);

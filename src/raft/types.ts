@@ -184,6 +184,16 @@ export interface RaftConfig {
   readonly uncommittedBytesMax: number;
   /** Optional debug logger; the core never logs otherwise. */
   readonly logger?: (line: string) => void;
+  /**
+   * Start in recovering (no-vote) mode: this node may have lost durable state it had acknowledged (a
+   * wiped or truncated disk), so it must not count as the voter it was. While recovering it neither
+   * campaigns nor grants votes or pre-votes; it follows a leader as usual. Recovery ends when it has
+   * accepted entries from the leader of its term T up to that leader's commit index, and that commit
+   * index holds an entry of term T (so it covers everything committed before T). It then records a
+   * vote for that leader in T (unless it already holds one), which makes it grant votes only in
+   * terms > T: it may have voted in T, or earlier, and forgotten. Default false.
+   */
+  readonly recovering?: boolean;
 }
 
 export interface ProgressStatus {
@@ -207,4 +217,6 @@ export interface RaftStatus {
   /** Only on the leader. */
   readonly progress: Readonly<Record<NodeId, ProgressStatus>> | null;
   readonly transferee: NodeId | null;
+  /** In recovering (no-vote) mode: see RaftConfig.recovering. */
+  readonly recovering: boolean;
 }
