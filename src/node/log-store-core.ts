@@ -52,7 +52,7 @@ import {
   type GroupState,
   type SnapshotRef,
 } from "./log-store-codec.ts";
-import type { GroupWrite, LoadedGroup, LogStore, LogStoreDurability } from "./log-store.ts";
+import type { GroupWrite, LoadedGroup, LogStore, LogStoreDurability, LogStoreOrigin } from "./log-store.ts";
 
 export type KvOp =
   | { readonly type: "put"; readonly key: Uint8Array; readonly value: Uint8Array }
@@ -121,20 +121,28 @@ export class LogStoreCore implements LogStore {
 
   /** True when the engine is known to have held a store before (so a missing format record means loss). */
   readonly #existed: boolean;
+  /** With #existed and no format record: start empty (origin "lost") instead of throwing CORRUPT_DATA. */
+  readonly #recoverLost: boolean;
+  #origin: LogStoreOrigin = "existing";
 
   protected constructor(
     engine: StoreEngine,
     durability: LogStoreDurability,
-    options: { readonly repairs?: readonly string[]; readonly existed?: boolean } = {},
+    options: { readonly repairs?: readonly string[]; readonly existed?: boolean; readonly recoverLost?: boolean } = {},
   ) {
     this.#engine = engine;
     this.#durable = durability === "fsync";
     this.#repairs = [...(options.repairs ?? [])];
     this.#existed = options.existed ?? false;
+    this.#recoverLost = options.recoverLost ?? false;
   }
 
   get repairs(): readonly string[] {
     return this.#repairs;
+  }
+
+  get origin(): LogStoreOrigin {
+    return this.#origin;
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -157,12 +165,16 @@ export class LogStoreCore implements LogStore {
     const engine = this.#engine;
     const format = await this.#get(FORMAT_KEY, "format record");
     if (format === undefined) {
-      if (this.#existed) {
+      if (this.#existed && !this.#recoverLost) {
         throw corrupt(`${engine.description}: the format record is gone although this directory held a cairn log store (data lost)`);
       }
       const any = await this.#range(EVERY_KEY[0], EVERY_KEY[1], 1, "first key");
       if (any.length > 0) {
         throw corrupt(`${engine.description}: holds data but no cairn format record (foreign or damaged data directory)`);
+      }
+      this.#origin = this.#existed ? "lost" : "new";
+      if (this.#existed) {
+        this.#repairs.push(`${engine.description}: the format record is gone although this directory held a cairn log store: everything it held is lost, starting empty`);
       }
       await this.#batch([{ type: "put", key: FORMAT_KEY, value: encodeFormatRecord() }], this.#durable, "format record");
     } else {

@@ -260,8 +260,8 @@ class WriteBehindEngine implements StoreEngine {
 }
 
 class LevelLogStore extends LogStoreCore {
-  constructor(engine: StoreEngine, durability: LogStoreDurability, repairs: readonly string[], existed: boolean) {
-    super(engine, durability, { repairs, existed });
+  constructor(engine: StoreEngine, durability: LogStoreDurability, repairs: readonly string[], existed: boolean, recoverLost: boolean) {
+    super(engine, durability, { repairs, existed, recoverLost });
   }
 
   open(): Promise<void> {
@@ -298,6 +298,9 @@ export async function openLevelLogStore(options: LevelLogStoreOptions): Promise<
   if (options.durability !== "fsync" && options.durability !== "none") {
     throw new TypeError('durability must be "fsync" or "none"');
   }
+  if (options.lostStore !== undefined && options.lostStore !== "refuse" && options.lostStore !== "recover") {
+    throw new TypeError('lostStore must be "refuse" or "recover"');
+  }
   const levelDir = join(options.dir, LEVEL_DIR);
   const snapshotDir = join(options.dir, SNAPSHOT_DIR);
   await mkdir(levelDir, { recursive: true });
@@ -324,7 +327,7 @@ export async function openLevelLogStore(options: LevelLogStoreOptions): Promise<
           positiveOption(options.writeBehindBytesMax, "writeBehindBytesMax", WRITE_BEHIND_DEFAULTS.writeBehindBytesMax),
         )
       : null;
-  const store = new LevelLogStore(writeBehind ?? level, options.durability, check.repairs, existed);
+  const store = new LevelLogStore(writeBehind ?? level, options.durability, check.repairs, existed, options.lostStore === "recover");
   try {
     await store.open();
     // The marker says "this directory held a store": the format record must be in LevelDB before it.

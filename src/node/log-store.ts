@@ -50,6 +50,8 @@ export interface LoadedGroup {
   entries: Entry[];
 }
 
+export type LogStoreOrigin = "new" | "existing" | "lost";
+
 /** `fsync`: a write with sync=true is on disk when its promise resolves. `none`: UNSAFE, acknowledged from memory, written lazily, never fsynced. */
 export type LogStoreDurability = "fsync" | "none";
 
@@ -84,6 +86,12 @@ export interface LogStore {
   setMeta(key: string, value: Uint8Array): Promise<void>;
   /** Human-readable notes of what opening the store and load() repaired (torn tails), oldest first. */
   readonly repairs: readonly string[];
+  /**
+   * What opening found (valid once any operation has resolved): "new" = nothing was stored here before;
+   * "existing" = a store was found; "lost" = the directory held a store whose data is gone (opened with
+   * lostStore "recover": it starts empty and the node must treat every group as possibly lost).
+   */
+  readonly origin: LogStoreOrigin;
   /** Waits for pending operations, then releases the store. Any later call throws. */
   close(): Promise<void>;
 }
@@ -101,4 +109,11 @@ export interface LevelLogStoreOptions {
   readonly flushIntervalMs?: number;
   /** durability "none": buffered bytes at which a write waits for a flush (default 16 MiB). */
   readonly writeBehindBytesMax?: number;
+  /**
+   * The marker file says a store lived here but LevelDB holds none of it (wiped under a running config,
+   * or a log truncated before its first record): "refuse" (default) throws CORRUPT_DATA; "recover"
+   * starts empty with origin "lost" and a note in `repairs`, for a node that then recovers from its peers
+   * without voting until it has caught up (src/node/recovery.ts).
+   */
+  readonly lostStore?: "refuse" | "recover";
 }

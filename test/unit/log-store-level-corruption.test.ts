@@ -291,6 +291,26 @@ describe("LevelDB table, MANIFEST and CURRENT damage", () => {
     await rm(join(dir, "level"), { recursive: true });
     expect(await outcome(dir, states)).toMatchObject({ kind: "corrupt", message: expect.stringMatching(/format record is gone .*data lost/) });
   });
+
+  it("with lostStore \"recover\" a wiped LevelDB directory opens empty as origin \"lost\", reported; then it is an existing store", async () => {
+    const dir = await damagedCopy(pristine);
+    const intact = await openLevelLogStore({ dir, durability: "fsync", lostStore: "recover" });
+    expect(intact.origin).toBe("existing");
+    expect(intact.repairs).toEqual([]);
+    await intact.close();
+    await rm(join(dir, "level"), { recursive: true });
+    const wiped = await openLevelLogStore({ dir, durability: "fsync", lostStore: "recover" });
+    expect(wiped.origin).toBe("lost");
+    expect(wiped.repairs).toEqual([expect.stringMatching(/format record is gone .*everything it held is lost/)]);
+    expect(await wiped.listGroups()).toEqual([]);
+    await wiped.close();
+    const reopened = await openLevelLogStore({ dir, durability: "fsync" });
+    expect(reopened.origin).toBe("existing");
+    await reopened.close();
+    const fresh = await openLevelLogStore({ dir: await freshDir(), durability: "fsync", lostStore: "recover" });
+    expect(fresh.origin).toBe("new");
+    await fresh.close();
+  });
 });
 
 describe("damage to cairn records behind LevelDB's back", () => {
