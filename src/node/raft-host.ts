@@ -8,14 +8,13 @@
  * write overlaps replication; it counts itself toward the quorum only after advance().
  */
 import { RaftCore, MemoryStorage, decodeConfChange } from "../raft/index.ts";
-import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Snapshot, SoftState } from "../raft/types.ts";
+import type { ConfState, Entry, Message, NodeId, Ready, Snapshot, SoftState } from "../raft/types.ts";
 import type { GroupWrite, LogStore } from "./log-store.ts";
 import type { PeerTransport } from "./transport.ts";
 import type { NodeLimits, RaftTiming } from "./config.ts";
 import { CairnError } from "../shared/errors.ts";
 import { assert } from "../shared/assert.ts";
 import type { Logger } from "./logger.ts";
-import type { RecoveryPolicy } from "./recovery.ts";
 
 /** What a group asks of the code that owns its state machine. */
 export interface GroupStateMachine {
@@ -55,12 +54,6 @@ export class Group {
   role: SoftState["role"] = "follower";
   confState: ConfState;
   stopped = false;
-  /** Started in recovering (no-vote) mode and not yet out of it (src/node/recovery.ts). */
-  recovering = false;
-  /** Bootstrapped fresh and asked to campaign: campaigns again when recovering mode is lifted. */
-  bootstrapCampaign = false;
-  /** Date.now() when a Raft message for this group last arrived (a leader talks only to its members). */
-  lastMessageAt = Date.now();
 
   constructor(
     readonly id: string,
@@ -88,8 +81,6 @@ export interface RaftHostOptions {
   readonly limits: NodeLimits;
   readonly logger: Logger;
   readonly random?: () => number;
-  /** Decides which groups start in recovering mode and records their recovery (src/node/recovery.ts). */
-  readonly recovery?: RecoveryPolicy;
 }
 
 type Action = () => void;
@@ -109,11 +100,6 @@ export class RaftHost {
   onTick: (() => void) | null = null;
   /** Resolves when the loop has nothing in flight (used by graceful shutdown). */
   private idleWaiters: (() => void)[] = [];
-  /**
-   * Drops every Raft message of a peer for which it returns false (membership: a node whose removal
-   * is complete is ignored in every group, as etcd ignores removed members). Unset: accept all.
-   */
-  acceptFrom: ((from: string) => boolean) | null = null;
   /** Fatal loop error (a storage failure): the node must stop serving. */
   fatal: unknown = null;
   onFatal: ((error: unknown) => void) | null = null;
@@ -159,37 +145,26 @@ export class RaftHost {
   /**
    * Opens a group: loads its durable state if any, else bootstraps it with `voters` (empty for a
    * node that joins an existing group and waits for the leader). Rebuilds the state machine from
-   * the snapshot; the core then re-delivers committed entries after it. `join`: when there is no
-   * log (fresh, or only the hard state a removed replica keeps), start blank and wait for the
-   * leader's snapshot even if `voters` lists this node (a replica added later, or coming back).
+   * the snapshot; the core then re-delivers committed entries after it.
    */
-  async openGroup(
-    id: string,
-    sm: GroupStateMachine,
-    bootstrap: { voters: readonly string[]; campaign: boolean; join?: boolean },
-  ): Promise<Group> {
+  async openGroup(id: string, sm: GroupStateMachine, bootstrap: { voters: readonly string[]; campaign: boolean }): Promise<Group> {
     assert(!this.groups.has(id), `group ${id} opened twice`);
     const loaded = await this.options.store.load(id);
-    const recovering = (await this.options.recovery?.recovering(id)) ?? false;
     let storage: MemoryStorage;
     let applied = 0;
     let confState: ConfState;
-    const noLog = loaded.snapshot === null && loaded.entries.length === 0;
-    const fresh = loaded.hardState.term === 0 && noLog;
-    const voters = noLog && bootstrap.join === true ? [] : [...bootstrap.voters];
+    const fresh = loaded.hardState.term === 0 && loaded.snapshot === null && loaded.entries.length === 0;
     if (fresh) {
-      confState = { voters, learners: [] };
+      confState = { voters: [...bootstrap.voters], learners: [] };
       storage = new MemoryStorage({ confState });
     } else {
       const init: ConstructorParameters<typeof MemoryStorage>[0] = { hardState: loaded.hardState, entries: loaded.entries };
       if (loaded.snapshot) {
         init.snapshot = loaded.snapshot;
-        // An index-0 snapshot without data (a joiner's bootstrap snapshot, or the blank state a
-        // removed replica keeps) carries membership only: the state machine keeps its initial image.
-        if (loaded.snapshot.data.length > 0) sm.restore(loaded.snapshot);
+        sm.restore(loaded.snapshot);
         applied = loaded.snapshot.metadata.index;
       } else {
-        init.confState = { voters, learners: [] };
+        init.confState = { voters: [...bootstrap.voters], learners: [] };
       }
       storage = new MemoryStorage(init);
       confState = storage.initialState().confState;
@@ -207,15 +182,12 @@ export class RaftHost {
         inflightMessagesMax: this.options.limits.inflightMessagesMax,
         inflightBytesMax: 0,
         uncommittedBytesMax: this.options.limits.uncommittedBytesMax,
-        recovering,
       },
       storage,
     );
     const group = new Group(id, core, storage, sm, applied, confState);
-    group.recovering = recovering;
     this.groups.set(id, group);
-    if (fresh && bootstrap.campaign && voters.includes(this.options.nodeId)) {
-      group.bootstrapCampaign = true;
+    if (fresh && bootstrap.campaign && bootstrap.voters.includes(this.options.nodeId)) {
       this.enqueue(() => group.core.campaign());
     }
     this.touched.add(group);
@@ -260,27 +232,6 @@ export class RaftHost {
     });
   }
 
-  /**
-   * Proposes a membership change on the group's leader (this node); resolves once it is applied here.
-   * The core refuses (PROPOSAL_DROPPED) while another change is pending or before the term's first
-   * entry committed; callers retry.
-   */
-  proposeConfChange(groupId: string, change: ConfChange): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.enqueue(() => {
-        const group = this.groups.get(groupId);
-        if (!group) return reject(new CairnError("UNAVAILABLE", `group ${groupId} is not hosted here`));
-        try {
-          const { index, term } = group.core.proposeConfChange(change);
-          group.pending.set(index, { term, resolve: () => resolve(), reject });
-          this.touched.add(group);
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-  }
-
   /** Linearizable read barrier: resolves once this node has applied everything committed before the call. */
   readBarrier(groupId: string): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -308,19 +259,6 @@ export class RaftHost {
       if (!group) return;
       group.core.transferLeader(to);
       this.touched.add(group);
-    });
-  }
-
-  /** Lifts recovering mode in every group (the cluster is brand new); bootstrapped groups campaign. */
-  endRecovery(reason: string): void {
-    this.enqueue(() => {
-      for (const g of this.groups.values()) {
-        if (!g.recovering) continue;
-        g.recovering = false;
-        g.core.endRecovery(reason);
-        if (g.bootstrapCampaign) g.core.campaign();
-        this.touched.add(g);
-      }
     });
   }
 
@@ -377,11 +315,9 @@ export class RaftHost {
     });
   }
 
-  private onRaftMessage(from: string, groupId: string, message: Message): void {
+  private onRaftMessage(_from: string, groupId: string, message: Message): void {
     const group = this.groups.get(groupId);
     if (!group) return; // not (yet) hosted here: Raft retries
-    if (this.acceptFrom !== null && !this.acceptFrom(from)) return;
-    group.lastMessageAt = Date.now();
     this.enqueue(() => {
       if (group.stopped) return;
       group.core.step(message);
@@ -478,14 +414,6 @@ export class RaftHost {
       }
     }
     if (writes.length > 0) await this.options.store.write(writes, { sync });
-    // A core leaves recovering mode in step(), recording a vote in the hard state of the next Ready:
-    // this one, now durable. Only then may the recovery be recorded.
-    for (const { group } of batch) {
-      if (group.recovering && !group.core.status().recovering) {
-        group.recovering = false;
-        this.options.recovery?.onRecovered(group.id, group.core.status().commit);
-      }
-    }
     const snapshotsDue: Group[] = [];
     for (const { group, ready } of batch) {
       if (group.stopped) continue;
