@@ -320,7 +320,12 @@ export class CairnNode {
 
   private withDeadline<T>(promise: Promise<T>, deadline: number, write: boolean): Promise<T> {
     const remaining = deadline - Date.now();
-    if (remaining <= 0) return Promise.reject(new CairnError(write ? "TIMEOUT" : "UNAVAILABLE"));
+    if (remaining <= 0) {
+      // Nobody awaits the operation any more; its later rejection (e.g. a proposal dropped when a
+      // thawed leader steps down) must not become an unhandled rejection, which ends the process.
+      promise.catch(() => undefined);
+      return Promise.reject(new CairnError(write ? "TIMEOUT" : "UNAVAILABLE"));
+    }
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new CairnError(write ? "TIMEOUT" : "UNAVAILABLE", write ? "timeout: the outcome of the write is unknown" : "timeout")),
