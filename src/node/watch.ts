@@ -79,7 +79,8 @@ export class Watcher {
         return;
       }
     }
-    this.lastRevision = revision;
+    // A resume point beyond the bucket's revision: records before it are not wanted, live ones either.
+    this.lastRevision = resumeFrom !== undefined ? Math.max(revision, resumeFrom - 1) : revision;
     this.sink.initialized(this.id, revision);
   }
 

@@ -1,7 +1,7 @@
 /**
  * Goal: the client against real cairn nodes (src/node through startCluster, in this process, in memory):
- * the protocol as the server implements it, the error codes it returns, and the two failovers the issue
- * promises — writes in flight while the client's node dies are applied exactly once, and a watch
+ * every API call and error code (the shared suite of test/support/client-api-suite.ts, which also runs
+ * against node processes), and the two failovers the issue promises — writes in flight while the client's node dies are applied exactly once, and a watch
  * resumes on another node with no gap and no duplicate.
  * Method: a 3-node in-process cluster per test; the client connects to n1 first (noRandomize) and n1
  * is killed mid-run. Every assertion is on outcomes (revisions, histories), never on timing.
@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startCluster, type InProcessCluster } from "../../src/node/embed.ts";
 import { connect, Kvm, type Connection } from "../../src/client/index.ts";
 import type { KvWatchEntry } from "../../src/client/types.ts";
-import { CairnError } from "../../src/shared/errors.ts";
+import { checkErrorCodes, checkEveryCall, type ClientTarget } from "../support/client-api-suite.ts";
+import { freePort } from "../support/process-cluster.ts";
 
 let cluster: InProcessCluster | null = null;
 let nc: Connection | null = null;
@@ -21,14 +22,17 @@ async function setup(): Promise<{ cluster: InProcessCluster; nc: Connection; kvm
   return { cluster, nc, kvm: new Kvm(nc) };
 }
 
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof CairnError) return error.code;
-    throw error;
-  }
-  return "OK";
+/** The shared API suite's view of a 3-node in-process cluster (no token). */
+async function inProcessTarget(): Promise<ClientTarget> {
+  cluster = await startCluster({ nodes: 3, inMemory: true, logger: "silent" });
+  const c = cluster;
+  return {
+    ids: c.ids,
+    urls: c.urls,
+    pause: (id) => c.pause(id),
+    resume: (id) => c.resume(id),
+    deadUrl: async () => `ws://127.0.0.1:${await freePort()}`,
+  };
 }
 
 afterEach(async () => {
@@ -39,46 +43,13 @@ afterEach(async () => {
 });
 
 describe("client against real nodes", () => {
-  it("every bucket and key call, with the server's error codes", async () => {
-    const { kvm } = await setup();
-    const kv = await kvm.create("b", { history: 3 });
-    expect(await code(kvm.create("b", { history: 3 }))).toBe("OK");
-    expect(await code(kvm.create("b", { history: 4 }))).toBe("BUCKET_EXISTS");
-    expect(await code(kvm.open("missing"))).toBe("BUCKET_NOT_FOUND");
-    expect(await code(kvm.create("r5", { replicas: 5 }))).toBe("INVALID_CONFIG");
+  // The same bodies run against separate node processes in test/integration/client-process.test.ts.
+  it("every call and option of the API", async () => {
+    await checkEveryCall(await inProcessTarget());
+  });
 
-    expect(await kv.put("a.1", "one")).toBe(1);
-    expect(await kv.create("lock", "me")).toBe(2);
-    expect(await code(kv.create("lock", "you"))).toBe("KEY_EXISTS");
-    expect(await kv.update("lock", "you", 2)).toBe(3);
-    expect(await code(kv.update("lock", "again", 2))).toBe("WRONG_LAST_REVISION");
-    expect((await kv.get("lock"))?.string()).toBe("you");
-    expect((await kv.get("lock", { consistency: "stale" }))?.revision).toBe(3);
-    expect((await kv.get("lock", { revision: 2 }))?.string()).toBe("me");
-    expect(await kv.delete("lock")).toBe(4);
-    expect(await kv.get("lock")).toBeNull();
-    expect((await kv.get("lock", { includeDeleted: true }))?.operation).toBe("DEL");
-    expect(await kv.create("lock", "after delete")).toBe(5);
-    expect(await kv.purge("a.1")).toBe(6);
-
-    const keys: string[] = [];
-    for await (const key of kv.keys()) keys.push(key);
-    expect(keys).toEqual(["lock"]);
-    const history: string[] = [];
-    for await (const e of kv.history({ key: "lock" })) history.push(`${e.revision}:${e.operation}`);
-    expect(history).toEqual(["3:PUT", "4:DEL", "5:PUT"]);
-
-    const status = await kv.status();
-    expect(status).toMatchObject({ bucket: "b", history: 3, revision: 6, replicas: 3 });
-    expect(status.replicasInfo).toHaveLength(3);
-    expect((await kvm.update("b", { history: 10 })).history).toBe(10);
-    expect(await code(kvm.update("b", { storage: "memory" }))).toBe("INVALID_CONFIG");
-    expect((await kvm.list()).map((s) => s.bucket)).toEqual(["b"]);
-    expect(await kv.purgeDeletes({ olderThanMs: -1 })).toBeGreaterThanOrEqual(1);
-    await kv.purgeBucket();
-    expect(await kv.put("z", "1")).toBe(7);
-    expect(await kvm.destroy("b")).toBe(true);
-    expect(await code(kvm.destroy("b"))).toBe("BUCKET_NOT_FOUND");
+  it("every error code a client can meet, with NATS's wording", async () => {
+    await checkErrorCodes(await inProcessTarget());
   });
 
   it("writes in flight while the client's node dies are applied exactly once", async () => {
