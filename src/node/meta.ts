@@ -5,6 +5,13 @@
  * reaches the same placement. Bucket *configuration changes* are not recorded here: they go through
  * the bucket's own group (its state machine is authoritative for the current config), which keeps
  * an update atomic with the history trimming it causes.
+ *
+ * Membership (see docs/membership.md): `members` are the nodes of the cluster config that currently
+ * belong to the cluster, `removed` the ones taken out with `cluster.removeNode`. A removal or re-add
+ * is one `nodeRemove` / `nodeAdd` entry that decides, at apply time, the new placement of every
+ * affected bucket and records the change as in progress; the group leaders then reconcile their Raft
+ * configurations toward it (src/node/membership.ts) and the meta leader ends it with
+ * `membershipDone`. One change at a time: another is refused (retryable) until then.
  */
 import { Packr } from "msgpackr";
 import type { BucketConfig } from "../kv/types.ts";
@@ -16,14 +23,43 @@ export interface MetaBucket {
   /** Raft group id of the bucket: unique per incarnation, so a re-created bucket never meets old messages. */
   readonly group: string;
   readonly createConfig: BucketConfig;
-  /** Replica node ids; placement[0] is the preferred leader. */
+  /** Replica node ids, as they should be now (membership changes move and shrink it). */
   readonly placement: readonly string[];
+  /**
+   * The group's voters at index 0 (the placement at creation; initial[0] is the preferred first
+   * leader). A replica restarting on a log without a snapshot replays conf changes from here.
+   */
+  readonly initial: readonly string[];
+  /** Nodes ever taken out of this bucket's placement: if they come back they join blank (learner, snapshot). */
+  readonly left: readonly string[];
   readonly createdAt: number;
+}
+
+/** A membership change in progress (at most one). */
+export interface MembershipChange {
+  /** Increases by one per change; `completedSeq` reaches it when the change is done. */
+  readonly seq: number;
+  readonly type: "remove" | "add";
+  readonly nodeId: string;
+  /** Buckets whose placement this change altered: their groups must match it before it completes. */
+  readonly buckets: readonly string[];
+  readonly startedAt: number;
+}
+
+/** The membership part of the meta state. */
+export interface MembershipView {
+  readonly members: readonly string[];
+  readonly removed: readonly string[];
+  readonly change: MembershipChange | null;
+  readonly completedSeq: number;
 }
 
 export type MetaCommand =
   | { readonly type: "bucketCreate"; readonly bucket: string; readonly config: BucketConfig }
-  | { readonly type: "bucketDelete"; readonly bucket: string };
+  | { readonly type: "bucketDelete"; readonly bucket: string }
+  | { readonly type: "nodeRemove"; readonly nodeId: string }
+  | { readonly type: "nodeAdd"; readonly nodeId: string }
+  | { readonly type: "membershipDone"; readonly seq: number };
 
 export interface MetaEnvelope {
   readonly now: number;
@@ -32,15 +68,43 @@ export interface MetaEnvelope {
 }
 
 export type MetaResult =
-  | { readonly ok: true; readonly bucket: MetaBucket | null; readonly existed: boolean }
+  | { readonly ok: true; readonly bucket: MetaBucket | null; readonly existed: boolean; readonly change?: MembershipChange }
   | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number", moreTypes: false, bundleStrings: false });
 
-const SNAPSHOT_VERSION = 1;
+/** Version 2 adds membership (removed, change, completedSeq) and MetaBucket.initial/left; 1 still restores. */
+const SNAPSHOT_VERSION = 2;
+
+/** Replicas a bucket of `replicas` needs at least: a majority of its configured count. */
+export function replicasNeeded(replicas: number): number {
+  return Math.floor(replicas / 2) + 1;
+}
+
+/**
+ * May `nodeId` create its replica of `bucket` from the bucket's index-0 image with the initial voters
+ * (true), or must it join blank and wait for the leader's snapshot (false)? Only an initial replica
+ * that never left: one added later, or one coming back, was never part of the index-0 configuration
+ * as it stands in the other replicas' logs.
+ */
+export function bootstrapsAt(bucket: MetaBucket, nodeId: string): boolean {
+  return bucket.initial.includes(nodeId) && !bucket.left.includes(nodeId);
+}
+
+/** Start of the (retryable, UNAVAILABLE) message refusing a change while another is in progress. */
+export const CHANGE_IN_PROGRESS = "a membership change is in progress";
+
+type ErrorResult = Extract<MetaResult, { ok: false }>;
+
+function refused(code: ErrorCode, message: string): ErrorResult {
+  return { ok: false, code, message };
+}
 
 export class MetaStateMachine {
   private members: string[];
+  private removed: string[] = [];
+  private change: MembershipChange | null = null;
+  private completedSeq = 0;
   private readonly buckets = new Map<string, MetaBucket>();
   /** Request ids already applied (bounded): a retried bucket command returns its first result. */
   private readonly seen = new Map<string, MetaResult>();
@@ -53,6 +117,15 @@ export class MetaStateMachine {
 
   getMembers(): readonly string[] {
     return this.members;
+  }
+
+  membership(): MembershipView {
+    return { members: this.members, removed: this.removed, change: this.change, completedSeq: this.completedSeq };
+  }
+
+  /** Removed, and the removal finished: its groups no longer include it anywhere. */
+  isRemovedAndDone(nodeId: string): boolean {
+    return this.removed.includes(nodeId) && this.change?.nodeId !== nodeId;
   }
 
   get(bucket: string): MetaBucket | undefined {
@@ -71,7 +144,9 @@ export class MetaStateMachine {
       if (prior) return prior;
     }
     const result = this.applyCommand(index, envelope);
-    if (envelope.requestId !== undefined) {
+    // "Another change is in progress" is retried with the same request id: never remember it.
+    const retryable = !result.ok && result.code === "UNAVAILABLE";
+    if (envelope.requestId !== undefined && !retryable) {
       if (this.seen.size >= MetaStateMachine.SEEN_MAX) {
         const oldest = this.seen.keys().next().value as string;
         this.seen.delete(oldest);
@@ -94,11 +169,14 @@ export class MetaStateMachine {
           );
           return { ok: false, code: err.code, message: err.message };
         }
+        const placement = this.place(command.bucket, command.config.replicas);
         const bucket: MetaBucket = {
           bucket: command.bucket,
           group: `b:${command.bucket}:${index}`,
           createConfig: command.config,
-          placement: this.place(command.bucket, command.config.replicas),
+          placement,
+          initial: placement,
+          left: [],
           createdAt: envelope.now,
         };
         this.buckets.set(command.bucket, bucket);
@@ -110,7 +188,100 @@ export class MetaStateMachine {
         this.buckets.delete(command.bucket);
         return { ok: true, bucket: existing, existed: true };
       }
+      case "nodeRemove":
+        return this.nodeRemove(command.nodeId, envelope.now);
+      case "nodeAdd":
+        return this.nodeAdd(command.nodeId, envelope.now);
+      case "membershipDone":
+        if (this.change !== null && this.change.seq === command.seq) {
+          this.completedSeq = command.seq;
+          this.change = null;
+        }
+        return { ok: true, bucket: null, existed: false };
     }
+  }
+
+  /**
+   * What a change request gets before its own rules apply, or null: the same change in progress
+   * (the caller waits for it); the node already as asked (success, nothing to do: requests are
+   * idempotent, also across request ids); another change in progress (retryable UNAVAILABLE).
+   */
+  precheck(type: MembershipChange["type"], nodeId: string): MetaResult | null {
+    if (this.change !== null && this.change.type === type && this.change.nodeId === nodeId) return { ok: true, bucket: null, existed: true, change: this.change };
+    const already = type === "remove" ? this.removed.includes(nodeId) : this.members.includes(nodeId);
+    if (already) return { ok: true, bucket: null, existed: true };
+    if (this.change !== null) return refused("UNAVAILABLE", `${CHANGE_IN_PROGRESS} (${this.change.type} ${this.change.nodeId}); retry when it completes`);
+    return null;
+  }
+
+  /**
+   * Takes `nodeId` out: each bucket with a replica there moves it to a member that does not host the
+   * bucket (fewest replicas first), else shrinks, as long as it keeps a majority of its configured
+   * replicas. Refused as a whole when any bucket would not.
+   */
+  private nodeRemove(nodeId: string, now: number): MetaResult {
+    const pending = this.precheck("remove", nodeId);
+    if (pending) return pending;
+    if (!this.members.includes(nodeId)) return refused("NODE_NOT_FOUND", `node ${nodeId} is not a node of this cluster`);
+    if (this.members.length === 1) return refused("MEMBERSHIP_CHANGE_REFUSED", `node ${nodeId} is the last member of the cluster`);
+    const members = this.members.filter((m) => m !== nodeId);
+    const hosted = this.hostedCounts(members);
+    const moved: MetaBucket[] = [];
+    for (const b of this.list()) {
+      const at = b.placement.indexOf(nodeId);
+      if (at < 0) continue;
+      const spares = members.filter((m) => !b.placement.includes(m));
+      spares.sort((x, y) => hosted.get(x)! - hosted.get(y)! || fnv1a(b.bucket + "/" + x) - fnv1a(b.bucket + "/" + y) || (x < y ? -1 : 1));
+      const spare = spares[0];
+      let placement: string[];
+      if (spare !== undefined) {
+        placement = [...b.placement];
+        placement[at] = spare;
+        hosted.set(spare, hosted.get(spare)! + 1);
+      } else {
+        placement = b.placement.filter((m) => m !== nodeId);
+        const needed = replicasNeeded(b.createConfig.replicas);
+        if (placement.length < needed) {
+          return refused(
+            "MEMBERSHIP_CHANGE_REFUSED",
+            `removing ${nodeId} would leave bucket ${b.bucket} with ${placement.length} of its ${b.createConfig.replicas} replicas (it needs at least ${needed}) and no other node can host it`,
+          );
+        }
+      }
+      moved.push({ ...b, placement, left: b.left.includes(nodeId) ? b.left : [...b.left, nodeId] });
+    }
+    for (const b of moved) this.buckets.set(b.bucket, b);
+    this.members = members;
+    this.removed = [...this.removed, nodeId].sort();
+    return this.startChange("remove", nodeId, moved, now);
+  }
+
+  /** Brings a removed node back; every bucket below its configured replica count gets a replica there. */
+  private nodeAdd(nodeId: string, now: number): MetaResult {
+    const pending = this.precheck("add", nodeId);
+    if (pending) return pending;
+    if (!this.removed.includes(nodeId)) return refused("NODE_NOT_FOUND", `node ${nodeId} is not a node of this cluster`);
+    const grown: MetaBucket[] = [];
+    for (const b of this.list()) {
+      if (b.placement.length >= b.createConfig.replicas || b.placement.includes(nodeId)) continue;
+      grown.push({ ...b, placement: [...b.placement, nodeId] });
+    }
+    for (const b of grown) this.buckets.set(b.bucket, b);
+    this.members = [...this.members, nodeId].sort();
+    this.removed = this.removed.filter((m) => m !== nodeId);
+    return this.startChange("add", nodeId, grown, now);
+  }
+
+  private startChange(type: MembershipChange["type"], nodeId: string, buckets: readonly MetaBucket[], now: number): MetaResult {
+    this.change = { seq: this.completedSeq + 1, type, nodeId, buckets: buckets.map((b) => b.bucket), startedAt: now };
+    return { ok: true, bucket: null, existed: false, change: this.change };
+  }
+
+  private hostedCounts(members: readonly string[]): Map<string, number> {
+    const hosted = new Map<string, number>();
+    for (const m of members) hosted.set(m, 0);
+    for (const b of this.buckets.values()) for (const m of b.placement) if (hosted.has(m)) hosted.set(m, hosted.get(m)! + 1);
+    return hosted;
   }
 
   /**
@@ -143,6 +314,9 @@ export class MetaStateMachine {
       version: SNAPSHOT_VERSION,
       appliedIndex: this.appliedIndex,
       members: this.members,
+      removed: this.removed,
+      change: this.change,
+      completedSeq: this.completedSeq,
       buckets: this.list(),
       seen: [...this.seen.entries()],
     });
@@ -153,7 +327,10 @@ export class MetaStateMachine {
       version: number;
       appliedIndex: number;
       members: string[];
-      buckets: MetaBucket[];
+      removed?: string[];
+      change?: MembershipChange | null;
+      completedSeq?: number;
+      buckets: (Omit<MetaBucket, "initial" | "left"> & { initial?: string[]; left?: string[] })[];
       seen: [string, MetaResult][];
     };
     try {
@@ -161,13 +338,17 @@ export class MetaStateMachine {
     } catch (cause) {
       throw new CairnError("CORRUPT_DATA", "meta snapshot cannot be decoded", {}, { cause });
     }
-    if (!image || image.version !== SNAPSHOT_VERSION || !Array.isArray(image.buckets)) {
+    if (!image || (image.version !== SNAPSHOT_VERSION && image.version !== 1) || !Array.isArray(image.buckets)) {
       throw new CairnError("CORRUPT_DATA", "meta snapshot has an unknown format");
     }
     this.appliedIndex = image.appliedIndex;
     this.members = image.members;
+    this.removed = image.removed ?? [];
+    this.change = image.change ?? null;
+    this.completedSeq = image.completedSeq ?? 0;
     this.buckets.clear();
-    for (const b of image.buckets) this.buckets.set(b.bucket, b);
+    // Version 1 predates membership changes: the placement then was still the initial one.
+    for (const b of image.buckets) this.buckets.set(b.bucket, { ...b, initial: b.initial ?? b.placement, left: b.left ?? [] });
     this.seen.clear();
     for (const [k, v] of image.seen) this.seen.set(k, v);
   }

@@ -18,6 +18,9 @@ export const ErrorCodes = {
   WRONG_LAST_REVISION: "wrong last sequence: N",
   VALUE_TOO_LARGE: "message size exceeds maximum allowed",
   BUCKET_FULL: "maximum bytes exceeded",
+  // Cluster membership
+  NODE_NOT_FOUND: "node not found",
+  MEMBERSHIP_CHANGE_REFUSED: "membership change refused",
   // Availability and transport
   TIMEOUT: "timeout: the outcome of the operation is unknown",
   UNAVAILABLE: "no quorum or no leader available",
