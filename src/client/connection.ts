@@ -51,6 +51,8 @@ const WRITE_OPS: ReadonlySet<RequestOp> = new Set<RequestOp>([
   "kv.purge",
   "kv.purgeDeletes",
   "kv.purgeBucket",
+  "cluster.removeNode",
+  "cluster.addNode",
 ]);
 
 /** Server answers that mean "not done, try again": retried with backoff until the deadline. */

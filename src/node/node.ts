@@ -13,7 +13,8 @@ import type { NodeLimits, RaftTiming } from "./config.ts";
 import { decodeLogPayload, encodeLogPayload } from "./codec.ts";
 import type { LogStore } from "./log-store.ts";
 import type { Logger } from "./logger.ts";
-import { fnv1a, MetaStateMachine, type MetaBucket, type MetaEnvelope, type MetaResult } from "./meta.ts";
+import { Membership, type MembershipRequest } from "./membership.ts";
+import { bootstrapsAt, fnv1a, MetaStateMachine, type MetaBucket, type MetaEnvelope, type MetaResult } from "./meta.ts";
 import { RaftHost, type GroupStateMachine } from "./raft-host.ts";
 import type { PeerTransport } from "./transport.ts";
 import { toWire, Watcher, type WatchSink } from "./watch.ts";
@@ -57,6 +58,8 @@ const FORWARD_HOPS_MAX = 3;
 export class CairnNode {
   readonly host: RaftHost;
   readonly meta: MetaStateMachine;
+  /** Membership changes: cluster.removeNode/addNode and the reconciliation of every group's configuration. */
+  readonly membership: Membership;
   private readonly replicas = new Map<string, BucketReplica>();
   private requestSeq = 0;
   private lastStamp = 0;
@@ -76,7 +79,29 @@ export class CairnNode {
       limits: options.limits,
       logger: options.logger,
     });
-    this.host.onTick = () => this.checkExpiry();
+    this.membership = new Membership({
+      nodeId: options.nodeId,
+      configNodes: options.members,
+      meta: this.meta,
+      host: this.host,
+      store: options.store,
+      transport: options.transport,
+      timing: options.timing,
+      logger: options.logger,
+      hostedReplicas: () => [...this.replicas.values()].map((r) => ({ group: r.meta.group, bucket: r.meta.bucket })),
+      replicaBucket: (group) => this.replicas.get(group)?.meta.bucket,
+      openBucket: (bucket) => this.openBucket(bucket),
+      releaseReplica: (group, deleteData) => this.releaseReplica(group, deleteData),
+      forward: (to, request, hops, deadline) => this.forward(to, request as NodeRequest, hops, deadline),
+      metaReadBarrier: (deadline) => this.metaReadBarrier(deadline),
+      stamp: () => this.stamp(),
+      nextRequestId: () => this.nextRequestId(),
+      isClosing: () => this.closing,
+    });
+    this.host.onTick = () => {
+      this.checkExpiry();
+      this.membership.tick();
+    };
     this.requestIdPrefix = `${options.nodeId}:${Date.now().toString(36)}:${Math.random().toString(36).slice(2, 8)}:`;
     options.transport.onRequest(async (_from, body) => this.onForward(body));
   }
@@ -114,8 +139,12 @@ export class CairnNode {
     const result = this.meta.apply(entry.index, envelope);
     if (result.ok && result.bucket) {
       if (envelope.command.type === "bucketCreate" && !result.existed) this.openBucket(result.bucket);
-      if (envelope.command.type === "bucketDelete") this.dropBucket(result.bucket);
+      if (envelope.command.type === "bucketDelete") {
+        this.dropBucket(result.bucket);
+        this.membership.forgetGroup(result.bucket.group);
+      }
     }
+    if (result.ok && envelope.command.type !== "bucketCreate" && envelope.command.type !== "bucketDelete") this.membership.afterMetaChange();
     return result;
   }
 
@@ -124,10 +153,12 @@ export class CairnNode {
     const wanted = new Set(this.meta.list().map((b) => b.group));
     for (const r of [...this.replicas.values()]) if (!wanted.has(r.meta.group)) this.dropBucket(r.meta);
     for (const b of this.meta.list()) this.openBucket(b);
+    this.membership.afterMetaChange();
   }
 
   private openBucket(bucket: MetaBucket): void {
     if (!bucket.placement.includes(this.id) || this.replicas.has(bucket.group)) return;
+    if (!this.membership.mayOpen(bucket.group)) return; // removed, or its old data is still being deleted
     const sm = new KvStateMachine();
     const replica: BucketReplica = { meta: bucket, sm, watchers: new Set(), expireInFlight: false };
     // Bootstrap: every replica starts from the same image, the bucket as created, applied "at"
@@ -138,15 +169,21 @@ export class CairnNode {
     this.replicas.set(bucket.group, replica);
     const groupSm: GroupStateMachine = {
       apply: (entry) => this.applyKv(replica, entry),
-      restore: (snapshot) => sm.restore(snapshot.data),
+      // (An index-0 snapshot without data carries membership only: the bootstrap image stays.)
+      restore: (snapshot) => {
+        if (snapshot.data.length > 0) sm.restore(snapshot.data);
+      },
       // (A snapshot replaces the bootstrap image entirely.)
       snapshot: () => sm.snapshot(),
       onSoftState: (s: SoftState) => {
         if (s.role !== "leader") replica.expireInFlight = false;
       },
     };
+    // Index 0 holds the initial placement; a replica added later (or coming back) joins blank and
+    // catches up from the leader's snapshot (membership.ts).
+    const join = !bootstrapsAt(bucket, this.id);
     void this.host
-      .openGroup(bucket.group, groupSm, { voters: bucket.placement, campaign: bucket.placement[0] === this.id })
+      .openGroup(bucket.group, groupSm, { voters: bucket.initial, campaign: !join && bucket.initial[0] === this.id, join })
       .catch((error) => this.options.logger.error("cannot open bucket group", { group: bucket.group, error: String(error) }));
   }
 
@@ -156,6 +193,17 @@ export class CairnNode {
     this.replicas.delete(bucket.group);
     for (const w of [...replica.watchers]) w.end({ code: "BUCKET_NOT_FOUND", message: "bucket not found" });
     void this.host.closeGroup(bucket.group, { deleteData: true });
+  }
+
+  /** This node stops holding a replica (membership): its watchers end, its group closes. */
+  private releaseReplica(group: string, deleteData: boolean): Promise<void> {
+    const replica = this.replicas.get(group);
+    if (replica) {
+      this.replicas.delete(group);
+      const message = `node ${this.id} no longer holds a replica of bucket ${replica.meta.bucket}`;
+      for (const w of [...replica.watchers]) w.end({ code: "UNAVAILABLE", message });
+    }
+    return this.host.closeGroup(group, { deleteData });
   }
 
   private applyKv(replica: BucketReplica, entry: Entry): KvResult | undefined {
@@ -202,6 +250,8 @@ export class CairnNode {
   async handle(request: NodeRequest, options: { hops?: number; deadline?: number; sink?: WatchSink } = {}): Promise<unknown> {
     const hops = options.hops ?? 0;
     const deadline = options.deadline ?? Date.now() + this.options.requestTimeoutMs;
+    // A removed node keeps its clients working by forwarding to a member (docs/membership.md).
+    if (this.membership.forwardsWhenRemoved(request.op)) return this.membership.forwardToMember(request, hops, deadline);
     switch (request.op) {
       case "hello":
         return { node: this.id, version: 1, servers: Object.values(this.options.clientUrls) };
@@ -236,6 +286,9 @@ export class CairnNode {
         return this.kvRead(request, hops, deadline);
       case "ping":
         return { pong: true };
+      case "cluster.removeNode":
+      case "cluster.addNode":
+        return this.membership.request(request as MembershipRequest, hops, deadline);
       case "watch.start":
       case "watch.stop":
         throw new CairnError("INVALID_REQUEST", "watch requests are handled by the session");
@@ -244,6 +297,7 @@ export class CairnNode {
 
   private async onForward(body: unknown): Promise<unknown> {
     if (body && typeof body === "object" && (body as { localStatus?: unknown }).localStatus === true) return this.localGroupsStatus();
+    if (Membership.isPeerBody(body)) return this.membership.onPeerRequest(body);
     const b = body as ForwardBody;
     if (!b || typeof b !== "object" || typeof b.forward !== "object" || typeof b.hops !== "number" || typeof b.deadline !== "number") {
       throw new CairnError("INVALID_REQUEST", "malformed forwarded request");
@@ -708,12 +762,15 @@ export class CairnNode {
       for (const m of row.members) m.lag = top - m.applied;
       row.members.sort((a, b) => (a.node < b.node ? -1 : 1));
     }
+    const { membership } = await this.membership.statusFields(deadline);
     return {
       node: this.id,
       nodes: this.options.members.map((id) => {
         const clients = views.find((v) => v.node === id)?.clients;
-        return { id, url: this.options.clientUrls[id] ?? "", reachable: reachable.has(id), ...(clients ? { clients } : {}) };
+        const member = !membership.removed.includes(id);
+        return { id, url: this.options.clientUrls[id] ?? "", reachable: reachable.has(id), ...(clients ? { clients } : {}), member };
       }),
+      membership,
       groups: [...byGroup.values()].sort((a, b) => (a.group === "meta" ? -1 : b.group === "meta" ? 1 : a.group < b.group ? -1 : 1)),
     };
   }

@@ -8,7 +8,7 @@
  * write overlaps replication; it counts itself toward the quorum only after advance().
  */
 import { RaftCore, MemoryStorage, decodeConfChange } from "../raft/index.ts";
-import type { ConfState, Entry, Message, NodeId, Ready, Snapshot, SoftState } from "../raft/types.ts";
+import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Snapshot, SoftState } from "../raft/types.ts";
 import type { GroupWrite, LogStore } from "./log-store.ts";
 import type { PeerTransport } from "./transport.ts";
 import type { NodeLimits, RaftTiming } from "./config.ts";
@@ -54,6 +54,8 @@ export class Group {
   role: SoftState["role"] = "follower";
   confState: ConfState;
   stopped = false;
+  /** Date.now() when a Raft message for this group last arrived (a leader talks only to its members). */
+  lastMessageAt = Date.now();
 
   constructor(
     readonly id: string,
@@ -100,6 +102,11 @@ export class RaftHost {
   onTick: (() => void) | null = null;
   /** Resolves when the loop has nothing in flight (used by graceful shutdown). */
   private idleWaiters: (() => void)[] = [];
+  /**
+   * Drops every Raft message of a peer for which it returns false (membership: a node whose removal
+   * is complete is ignored in every group, as etcd ignores removed members). Unset: accept all.
+   */
+  acceptFrom: ((from: string) => boolean) | null = null;
   /** Fatal loop error (a storage failure): the node must stop serving. */
   fatal: unknown = null;
   onFatal: ((error: unknown) => void) | null = null;
@@ -145,26 +152,36 @@ export class RaftHost {
   /**
    * Opens a group: loads its durable state if any, else bootstraps it with `voters` (empty for a
    * node that joins an existing group and waits for the leader). Rebuilds the state machine from
-   * the snapshot; the core then re-delivers committed entries after it.
+   * the snapshot; the core then re-delivers committed entries after it. `join`: when there is no
+   * log (fresh, or only the hard state a removed replica keeps), start blank and wait for the
+   * leader's snapshot even if `voters` lists this node (a replica added later, or coming back).
    */
-  async openGroup(id: string, sm: GroupStateMachine, bootstrap: { voters: readonly string[]; campaign: boolean }): Promise<Group> {
+  async openGroup(
+    id: string,
+    sm: GroupStateMachine,
+    bootstrap: { voters: readonly string[]; campaign: boolean; join?: boolean },
+  ): Promise<Group> {
     assert(!this.groups.has(id), `group ${id} opened twice`);
     const loaded = await this.options.store.load(id);
     let storage: MemoryStorage;
     let applied = 0;
     let confState: ConfState;
-    const fresh = loaded.hardState.term === 0 && loaded.snapshot === null && loaded.entries.length === 0;
+    const noLog = loaded.snapshot === null && loaded.entries.length === 0;
+    const fresh = loaded.hardState.term === 0 && noLog;
+    const voters = noLog && bootstrap.join === true ? [] : [...bootstrap.voters];
     if (fresh) {
-      confState = { voters: [...bootstrap.voters], learners: [] };
+      confState = { voters, learners: [] };
       storage = new MemoryStorage({ confState });
     } else {
       const init: ConstructorParameters<typeof MemoryStorage>[0] = { hardState: loaded.hardState, entries: loaded.entries };
       if (loaded.snapshot) {
         init.snapshot = loaded.snapshot;
-        sm.restore(loaded.snapshot);
+        // An index-0 snapshot without data (a joiner's bootstrap snapshot, or the blank state a
+        // removed replica keeps) carries membership only: the state machine keeps its initial image.
+        if (loaded.snapshot.data.length > 0) sm.restore(loaded.snapshot);
         applied = loaded.snapshot.metadata.index;
       } else {
-        init.confState = { voters: [...bootstrap.voters], learners: [] };
+        init.confState = { voters, learners: [] };
       }
       storage = new MemoryStorage(init);
       confState = storage.initialState().confState;
@@ -187,7 +204,7 @@ export class RaftHost {
     );
     const group = new Group(id, core, storage, sm, applied, confState);
     this.groups.set(id, group);
-    if (fresh && bootstrap.campaign && bootstrap.voters.includes(this.options.nodeId)) {
+    if (fresh && bootstrap.campaign && voters.includes(this.options.nodeId)) {
       this.enqueue(() => group.core.campaign());
     }
     this.touched.add(group);
@@ -224,6 +241,27 @@ export class RaftHost {
           const prior = group.pending.get(index);
           if (prior) prior.reject(new CairnError("PROPOSAL_DROPPED", "proposal superseded"));
           group.pending.set(index, { term, resolve, reject });
+          this.touched.add(group);
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  }
+
+  /**
+   * Proposes a membership change on the group's leader (this node); resolves once it is applied here.
+   * The core refuses (PROPOSAL_DROPPED) while another change is pending or before the term's first
+   * entry committed; callers retry.
+   */
+  proposeConfChange(groupId: string, change: ConfChange): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.enqueue(() => {
+        const group = this.groups.get(groupId);
+        if (!group) return reject(new CairnError("UNAVAILABLE", `group ${groupId} is not hosted here`));
+        try {
+          const { index, term } = group.core.proposeConfChange(change);
+          group.pending.set(index, { term, resolve: () => resolve(), reject });
           this.touched.add(group);
         } catch (error) {
           reject(error);
@@ -315,9 +353,11 @@ export class RaftHost {
     });
   }
 
-  private onRaftMessage(_from: string, groupId: string, message: Message): void {
+  private onRaftMessage(from: string, groupId: string, message: Message): void {
     const group = this.groups.get(groupId);
     if (!group) return; // not (yet) hosted here: Raft retries
+    if (this.acceptFrom !== null && !this.acceptFrom(from)) return;
+    group.lastMessageAt = Date.now();
     this.enqueue(() => {
       if (group.stopped) return;
       group.core.step(message);

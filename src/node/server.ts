@@ -35,6 +35,7 @@ const OPS = new Set([
   "hello", "bucket.create", "bucket.update", "bucket.delete", "bucket.status", "bucket.list",
   "kv.put", "kv.create", "kv.update", "kv.delete", "kv.purge", "kv.get", "kv.keys", "kv.history",
   "kv.purgeDeletes", "kv.purgeBucket", "watch.start", "watch.stop", "cluster.status", "ping",
+  "cluster.removeNode", "cluster.addNode",
 ]);
 
 export async function startClientServer(options: ClientServerOptions): Promise<ClientServer> {

@@ -119,6 +119,10 @@ export type Request =
     }
   | { id: number; op: "watch.stop"; watchId: number }
   | { id: number; op: "cluster.status" }
+  /** Takes a node of the cluster config out of the cluster; answers when the change is complete (docs/membership.md). */
+  | { id: number; op: "cluster.removeNode"; nodeId: string; requestId?: string }
+  /** Brings a removed node back; answers when it is a member again and holds its replicas. */
+  | { id: number; op: "cluster.addNode"; nodeId: string; requestId?: string }
   /** Liveness probe: the client sends it after pingIntervalMs of silence. Any response (even an error)
    *  proves the connection alive, so a server that predates it still works. */
   | { id: number; op: "ping" };
@@ -156,6 +160,8 @@ export interface Results {
   "watch.start": { watchId: number; revision?: number };
   "watch.stop": { stopped: true };
   "cluster.status": unknown;
+  "cluster.removeNode": WireMembership;
+  "cluster.addNode": WireMembership;
   ping: { pong: true };
 }
 
@@ -166,7 +172,8 @@ export interface Results {
 export interface WireClusterStatus {
   /** The node that answered. */
   node: string;
-  nodes: { id: string; url: string; reachable: boolean; version?: string; clients?: WireClientStats }[];
+  /** `member`: false for a node removed with cluster.removeNode (it forwards its clients to members). */
+  nodes: { id: string; url: string; reachable: boolean; version?: string; clients?: WireClientStats; member?: boolean }[];
   groups: {
     /** "meta" or the bucket name. */
     group: string;
@@ -174,6 +181,8 @@ export interface WireClusterStatus {
     term: number;
     members: { node: string; role: string; commit: number; applied: number; lag: number }[];
   }[];
+  /** Membership as the meta group records it (from a member when the answering node was removed). */
+  membership?: WireMembership;
 }
 
 /** One node's client endpoint, as `cluster.status` reports it per node (resources held for clients). */
@@ -186,6 +195,16 @@ export interface WireClientStats {
   requestsInProgress: number;
   /** The largest number of bytes queued to one client socket (bounded by limits.watchBufferBytesMax for watch traffic). */
   bufferedBytesMax: number;
+}
+
+/** Cluster membership as the meta group records it (result of cluster.removeNode / cluster.addNode). */
+export interface WireMembership {
+  /** Nodes of the cluster config that belong to the cluster. */
+  members: string[];
+  /** Nodes of the cluster config taken out with cluster.removeNode (until re-added). */
+  removed: string[];
+  /** The membership change in progress, if any (at most one at a time). */
+  change: { seq: number; type: "remove" | "add"; nodeId: string } | null;
 }
 
 /** Server -> client pushes for a watch. */

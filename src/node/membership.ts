@@ -1,0 +1,643 @@
+/**
+ * Cluster membership changes in the node layer: `cluster.removeNode` / `cluster.addNode`, and the
+ * reconciliation loop that makes every Raft group's configuration follow the meta state.
+ *
+ * The meta state (meta.ts) records what membership should be: `members`, `removed`, each bucket's
+ * `placement`, and the one change in progress. This module makes the Raft configurations follow it,
+ * one conf change at a time, always from a group's leader (the meta leader for the meta group, each
+ * bucket's leader for its group), every few ticks, so it survives leader changes and restarts by
+ * construction: whoever leads next looks at the same committed state and carries on.
+ *
+ *   bucket group   add every placement node missing as a learner; promote a learner once it is
+ *                  streaming and within LEARNER_CATCH_UP_ENTRIES of the leader; only when every
+ *                  placement node is a voter, remove the voters not in the placement (itself last:
+ *                  the core hands leadership over before stepping down).
+ *   meta group     every member is a voter or a learner; learners are promoted (caught up) while
+ *                  fewer than META_VOTERS_MAX members vote (never demoted); a removed node leaves
+ *                  the meta group last, once every bucket the change touched matches its placement.
+ *   completion     the meta leader then proposes `membershipDone`; the request answers.
+ *
+ * A node learns it is removed from its own meta log (the removal entry, then its own removal from
+ * the meta configuration), or, when it missed that (down or cut off), by asking peers once it has
+ * heard from no meta leader for a while: a peer answers only after a meta read barrier, so a stale
+ * peer cannot talk a member into deleting its data. A removed node then stops serving as a replica
+ * and forwards every client request to a member (choice: keep its clients working, like a proxy,
+ * instead of refusing them; see docs/membership.md). Peers drop its Raft messages in every group
+ * once its removal is done (etcd drops removed members' traffic), so it cannot disturb elections.
+ *
+ * Data of groups a node no longer belongs to is deleted (LogStore.deleteGroup), keeping only the
+ * group's hard state (term and vote) and an empty snapshot without members, so that a replica that
+ * comes back for the same group id (even reopened by a meta log replay) starts blank,
+ * joins as a learner and catches up from the leader's snapshot, and can never vote twice in a term
+ * it already voted in (RAFT-CHECKLIST items 2 and 18: the node id is reused, its vote is not
+ * forgotten). A replica is deleted only after ORPHAN_SILENCE_ELECTIONS election timeouts without
+ * any Raft message for that group: a leader sends to every member of its configuration, so silence
+ * means no configuration includes it, and no leader can be counting its acknowledgements.
+ */
+import type { ConfChange, ConfState, ProgressStatus } from "../raft/types.ts";
+import { CairnError } from "../shared/errors.ts";
+import type { WireMembership } from "../shared/protocol.ts";
+import type { RaftTiming } from "./config.ts";
+import { encodeLogPayload } from "./codec.ts";
+import type { LogStore } from "./log-store.ts";
+import type { Logger } from "./logger.ts";
+import { CHANGE_IN_PROGRESS, fnv1a, type MembershipChange, type MembershipView, type MetaBucket, type MetaEnvelope, type MetaResult, type MetaStateMachine } from "./meta.ts";
+import type { Group, RaftHost } from "./raft-host.ts";
+import type { PeerTransport } from "./transport.ts";
+
+/** Named limits and cadences of the membership machinery. */
+export const MEMBERSHIP_LIMITS = {
+  /** Ticks between reconciliation rounds. */
+  reconcileEveryTicks: 5,
+  /** Conf changes proposed in one round, all groups together (each group has at most one pending anyway). */
+  proposalsPerRoundMax: 16,
+  /** A learner streaming within this many entries of the leader's last index is promoted. */
+  learnerCatchUpEntries: 64,
+  /** Voters the meta group is grown to (members beyond stay learners). */
+  metaVotersMax: 5,
+  /** Election timeouts without any message for a group before a replica no longer wanted is deleted. */
+  orphanSilenceElections: 2,
+  /** Election timeouts without a meta leader before asking peers whether this node was removed. */
+  probeAfterElections: 2,
+  /** Election timeouts between two such questions. */
+  probeEveryElections: 4,
+  /** Ticks between two looks at a change a request waits for. */
+  waitPollTicks: 2,
+  /** Largest node id accepted in a request (UTF-16 code units). */
+  nodeIdLengthMax: 256,
+} as const;
+
+const META_GROUP = "meta";
+const FORWARD_HOPS_MAX = 3;
+const RETRYABLE = new Set(["NOT_LEADER", "PROPOSAL_DROPPED", "UNAVAILABLE"]);
+/** Client ops that change state: a forwarded one that ends without an answer has an unknown outcome. */
+const WRITE_OPS = new Set([
+  "bucket.create",
+  "bucket.update",
+  "bucket.delete",
+  "kv.put",
+  "kv.create",
+  "kv.update",
+  "kv.delete",
+  "kv.purge",
+  "kv.purgeDeletes",
+  "kv.purgeBucket",
+  "cluster.removeNode",
+  "cluster.addNode",
+]);
+/** Ops a removed node still answers itself; everything else it forwards to a member. */
+const LOCAL_WHEN_REMOVED = new Set(["hello", "ping", "cluster.status", "watch.start", "watch.stop"]);
+
+/** A client request as the node routes it (see NodeRequest in node.ts). */
+export interface MembershipRequest {
+  readonly op: "cluster.removeNode" | "cluster.addNode";
+  readonly nodeId: unknown;
+  readonly requestId?: string;
+  /** Internal (forwarded to the meta leader): start the change and answer at once. */
+  readonly wait?: boolean;
+}
+
+/** Peer-to-peer questions (transport requests), answered by onPeerRequest. */
+export type MembershipPeerBody = { readonly membership: "view" } | { readonly membership: "groupConf"; readonly group: string };
+
+interface PeerView {
+  readonly view: MembershipView;
+  readonly metaConf: ConfState;
+}
+
+interface GroupConfAnswer {
+  readonly hosted: boolean;
+  readonly leader?: boolean;
+  readonly term?: number;
+  readonly voters?: readonly string[];
+  readonly learners?: readonly string[];
+}
+
+/** What the membership machinery needs from its node. */
+export interface MembershipHost {
+  readonly nodeId: string;
+  /** Every node of the cluster config (the only ids a change may name). */
+  readonly configNodes: readonly string[];
+  readonly meta: MetaStateMachine;
+  readonly host: RaftHost;
+  readonly store: LogStore;
+  readonly transport: PeerTransport;
+  readonly timing: RaftTiming;
+  readonly logger: Logger;
+  /** Group ids of the bucket replicas this node holds, with their bucket names. */
+  hostedReplicas(): Iterable<{ group: string; bucket: string }>;
+  /** The bucket whose replica this group is, if this node holds it. */
+  replicaBucket(group: string): string | undefined;
+  /** Opens this node's replica of the bucket (no-op when not placed here or already open). */
+  openBucket(bucket: MetaBucket): void;
+  /** Stops serving the replica (its watchers end) and closes its group, deleting the data when asked. */
+  releaseReplica(group: string, deleteData: boolean): Promise<void>;
+  forward(to: string, request: unknown, hops: number, deadline: number): Promise<unknown>;
+  metaReadBarrier(deadline: number): Promise<void>;
+  stamp(): number;
+  nextRequestId(): string;
+  isClosing(): boolean;
+}
+
+export class Membership {
+  private ticks = 0;
+  private roundScheduled = false;
+  private leaderlessTicks = 0;
+  private lastProbeTick = Number.NEGATIVE_INFINITY;
+  private probing = false;
+  /** A peer said (after a meta read barrier) that this node's removal is done; cleared when our meta log moves again. */
+  private removedByPeer: { view: MembershipView; appliedIndex: number } | null = null;
+  /** Closes in flight: a group is not reopened before its data is gone. */
+  private readonly closing = new Map<string, Promise<void>>();
+  /** Meta leader: the change whose buckets all matched their placement (only then may the node leave meta). */
+  private convergedSeq = 0;
+  private checking = false;
+
+  constructor(private readonly h: MembershipHost) {
+    // Once a node's removal is done, its Raft messages are dropped in every group.
+    h.host.acceptFrom = (from) => !h.meta.isRemovedAndDone(from);
+  }
+
+  private get electionMs(): number {
+    return this.h.timing.tickMs * this.h.timing.electionTicks;
+  }
+
+  // ---- this node's standing -----------------------------------------------------------------------
+
+  /** This node is out of the cluster (its removal reached it): it serves no replica and forwards clients. */
+  isRemoved(): boolean {
+    const self = this.h.nodeId;
+    if (this.removedByPeer !== null) {
+      if (this.h.meta.appliedIndex <= this.removedByPeer.appliedIndex) return true;
+      // Our meta log moves again: a leader talks to us (re-added); our own log decides from here.
+      this.removedByPeer = null;
+    }
+    const view = this.h.meta.membership();
+    if (!view.removed.includes(self)) return false;
+    if (view.change?.nodeId !== self) return true;
+    // Our removal is in progress: we are out once the meta group no longer includes us (its last step).
+    return !this.inMetaConf();
+  }
+
+  private inMetaConf(): boolean {
+    const g = this.h.host.group(META_GROUP);
+    if (!g) return false;
+    return g.confState.voters.includes(this.h.nodeId) || g.confState.learners.includes(this.h.nodeId);
+  }
+
+  /** May this node open its replica of `group` now? (Not while removed, nor before an earlier close finished.) */
+  mayOpen(group: string): boolean {
+    return !this.closing.has(group) && !this.isRemoved();
+  }
+
+  /** The client request must be forwarded to a member (this node was removed). */
+  forwardsWhenRemoved(op: string): boolean {
+    return !LOCAL_WHEN_REMOVED.has(op) && this.isRemoved();
+  }
+
+  // ---- requests -----------------------------------------------------------------------------------
+
+  /**
+   * `cluster.removeNode` / `cluster.addNode`: starts the change through the meta leader, then waits
+   * until it is complete. While another change is in progress: UNAVAILABLE at once (nothing started;
+   * the client retries until its deadline). The same change again joins the wait.
+   */
+  async request(request: MembershipRequest, hops: number, deadline: number): Promise<WireMembership | { started: number }> {
+    const nodeId = request.nodeId;
+    if (typeof nodeId !== "string" || nodeId.length === 0 || nodeId.length > MEMBERSHIP_LIMITS.nodeIdLengthMax) {
+      throw new CairnError("INVALID_OPTION", "nodeId must be the id of a node of the cluster config");
+    }
+    if (!this.h.configNodes.includes(nodeId)) {
+      throw new CairnError("NODE_NOT_FOUND", `node ${nodeId} is not in the cluster config (nodes: ${this.h.configNodes.join(", ")})`);
+    }
+    const type = request.op === "cluster.removeNode" ? "remove" : "add";
+    const requestId = request.requestId ?? this.h.nextRequestId();
+    const forwarded = { op: request.op, nodeId, requestId, wait: false };
+    const started = await this.viaMetaLeader(forwarded, hops, deadline, () => this.start(type, nodeId, requestId));
+    if (request.wait === false) return started;
+    return this.waitDone(started.started, deadline);
+  }
+
+  private async start(type: "remove" | "add", nodeId: string, requestId: string): Promise<{ started: number }> {
+    // Another change in progress: refused without writing to the log (apply refuses it the same way).
+    const early = this.h.meta.precheck(type, nodeId);
+    if (early !== null && !early.ok && early.code === "UNAVAILABLE") throw new CairnError(early.code, early.message);
+    const command = type === "remove" ? ({ type: "nodeRemove", nodeId } as const) : ({ type: "nodeAdd", nodeId } as const);
+    const envelope: MetaEnvelope = { now: this.h.stamp(), requestId, command };
+    const result = (await this.h.host.propose(META_GROUP, encodeLogPayload({ meta: envelope }))) as MetaResult;
+    if (!result.ok) throw new CairnError(result.code, result.message);
+    // Already as asked: nothing to wait for.
+    if (!result.change) return { started: 0 };
+    if (result.existed) return { started: result.change.seq };
+    this.h.logger.info("membership change started", { type, node: nodeId, seq: result.change.seq, buckets: result.change.buckets });
+    this.scheduleRound();
+    return { started: result.change.seq };
+  }
+
+  /** Runs `local` on the meta leader (here, or by forwarding the request), retrying retryable errors until the deadline. */
+  private async viaMetaLeader(
+    forwarded: object,
+    hops: number,
+    deadline: number,
+    local: () => Promise<{ started: number }>,
+  ): Promise<{ started: number }> {
+    let last: unknown = null;
+    for (let attempt = 0; ; attempt++) {
+      if (this.h.isClosing()) throw new CairnError("UNAVAILABLE", "node shutting down");
+      const g = this.h.host.group(META_GROUP);
+      try {
+        if (g?.isLeader()) return await withDeadline(local(), deadline);
+        const members = this.h.meta.membership().members.filter((m) => m !== this.h.nodeId);
+        const target = g?.leader && g.leader !== this.h.nodeId ? g.leader : members[(attempt + fnv1a(this.h.nodeId)) % Math.max(1, members.length)];
+        if (target !== undefined && hops < FORWARD_HOPS_MAX) {
+          return (await this.h.forward(target, forwarded, hops, deadline)) as { started: number };
+        }
+      } catch (error) {
+        if (!(error instanceof CairnError) || !RETRYABLE.has(error.code)) throw error;
+        // Another change in progress: answer at once (UNAVAILABLE, nothing started); the client retries.
+        if (error.message.startsWith(CHANGE_IN_PROGRESS)) throw error;
+        last = error;
+      }
+      const wait = retryDelayMs(this.h.timing, attempt + 1);
+      if (Date.now() + wait >= deadline) {
+        throw new CairnError("TIMEOUT", "timeout: the membership change may or may not have started; retry with the same request id", {}, { cause: last });
+      }
+      await sleep(wait);
+    }
+  }
+
+  /** Resolves once change `seq` is complete (polling this node's meta state, or a member's when we left the meta group). */
+  private async waitDone(seq: number, deadline: number): Promise<WireMembership> {
+    const pollMs = this.h.timing.tickMs * MEMBERSHIP_LIMITS.waitPollTicks;
+    let view: MembershipView | null = null;
+    for (;;) {
+      view = await this.currentView(deadline).catch(() => view);
+      if (view !== null && view.completedSeq >= seq) return toWire(view);
+      if (Date.now() + pollMs >= deadline || this.h.isClosing()) {
+        const change = view?.change;
+        throw new CairnError(
+          "TIMEOUT",
+          `timeout: membership change ${seq}${change ? ` (${change.type} ${change.nodeId})` : ""} is still in progress; it goes on in the background`,
+        );
+      }
+      await sleep(pollMs);
+    }
+  }
+
+  /** This node's meta view while it is in the meta group; else a member's (after its read barrier). */
+  private async currentView(deadline: number): Promise<MembershipView> {
+    if (this.removedByPeer === null && this.inMetaConf()) return this.h.meta.membership();
+    return (await this.askPeers(Math.min(deadline - Date.now(), 2 * this.electionMs))).view;
+  }
+
+  /** The membership part of `cluster.status`, from this node's view (a removed node asks a member). */
+  async statusFields(deadline: number): Promise<{ membership: WireMembership; removedHere: boolean }> {
+    const removedHere = this.isRemoved();
+    let view = this.h.meta.membership();
+    if (removedHere || !this.inMetaConf()) {
+      try {
+        view = (await this.askPeers(Math.min(deadline - Date.now(), this.electionMs))).view;
+      } catch {
+        /* none reachable: our own (possibly stale) view */
+      }
+    }
+    return { membership: toWire(view), removedHere };
+  }
+
+  /** Forwards a client request from a removed node to a member (retrying others on retryable errors). */
+  async forwardToMember(request: { op: string }, hops: number, deadline: number): Promise<unknown> {
+    if (hops >= FORWARD_HOPS_MAX) throw new CairnError("UNAVAILABLE", `node ${this.h.nodeId} was removed from the cluster and cannot forward further`);
+    const view = this.removedByPeer?.view ?? this.h.meta.membership();
+    let targets = view.members.filter((m) => m !== this.h.nodeId);
+    if (targets.length === 0) targets = this.h.configNodes.filter((m) => m !== this.h.nodeId);
+    let last: unknown = null;
+    for (let attempt = 0; ; attempt++) {
+      const target = targets[(attempt + fnv1a(this.h.nodeId)) % targets.length];
+      if (target === undefined) break;
+      try {
+        return await this.h.forward(target, request, hops, deadline);
+      } catch (error) {
+        if (!(error instanceof CairnError) || !RETRYABLE.has(error.code)) throw error;
+        last = error;
+      }
+      const wait = retryDelayMs(this.h.timing, attempt + 1);
+      if (Date.now() + wait >= deadline) break;
+      await sleep(wait);
+    }
+    if (WRITE_OPS.has(request.op)) throw new CairnError("TIMEOUT", "timeout: the outcome of the write is unknown", {}, { cause: last });
+    throw new CairnError("UNAVAILABLE", `node ${this.h.nodeId} was removed from the cluster and reached no member before the deadline`, {}, { cause: last });
+  }
+
+  // ---- peer questions -------------------------------------------------------------------------------
+
+  static isPeerBody(body: unknown): body is MembershipPeerBody {
+    return typeof body === "object" && body !== null && typeof (body as { membership?: unknown }).membership === "string";
+  }
+
+  async onPeerRequest(body: MembershipPeerBody): Promise<PeerView | GroupConfAnswer> {
+    if (body.membership === "view") {
+      if (this.isRemoved()) throw new CairnError("UNAVAILABLE", `node ${this.h.nodeId} was removed from the cluster`);
+      // Linearizable: a lagging peer must not tell a re-added node that it is still removed.
+      await this.h.metaReadBarrier(Date.now() + Math.max(1000, 2 * this.electionMs));
+      const g = this.h.host.group(META_GROUP);
+      return { view: this.h.meta.membership(), metaConf: g ? g.confState : { voters: [], learners: [] } };
+    }
+    if (body.membership === "groupConf" && typeof body.group === "string") {
+      const g = this.h.host.group(body.group);
+      if (!g) return { hosted: false };
+      const s = g.core.status();
+      return { hosted: true, leader: s.role === "leader", term: s.term, voters: s.confState.voters, learners: s.confState.learners };
+    }
+    throw new CairnError("INVALID_REQUEST", "malformed membership question");
+  }
+
+  /** The first member to answer (each answers after its meta read barrier). */
+  private async askPeers(timeoutMs: number): Promise<PeerView> {
+    if (timeoutMs <= 0) throw new CairnError("UNAVAILABLE", "no time left to ask a member");
+    const self = this.h.nodeId;
+    const peers = this.h.configNodes.filter((m) => m !== self);
+    if (peers.length === 0) throw new CairnError("UNAVAILABLE", "no other node to ask");
+    try {
+      return await Promise.any(
+        peers.map(async (peer) => {
+          const answer = (await this.h.transport.request(peer, { membership: "view" } satisfies MembershipPeerBody, timeoutMs)) as PeerView;
+          if (!answer || typeof answer !== "object" || !answer.view || !Array.isArray(answer.view.members)) {
+            throw new CairnError("INVALID_REQUEST", "malformed membership answer");
+          }
+          return answer;
+        }),
+      );
+    } catch {
+      throw new CairnError("UNAVAILABLE", "no member answered the membership question");
+    }
+  }
+
+  // ---- the loop -------------------------------------------------------------------------------------
+
+  /** Called by the Raft host once per tick (not while paused). */
+  tick(): void {
+    this.ticks++;
+    const meta = this.h.host.group(META_GROUP);
+    if (!meta || meta.leader === null) this.leaderlessTicks++;
+    else this.leaderlessTicks = 0;
+    if (this.ticks % MEMBERSHIP_LIMITS.reconcileEveryTicks === 0) this.scheduleRound();
+  }
+
+  /** A meta entry was applied (or a meta snapshot restored): bring replicas in line soon. */
+  afterMetaChange(): void {
+    this.scheduleRound();
+  }
+
+  private scheduleRound(): void {
+    if (this.roundScheduled) return;
+    this.roundScheduled = true;
+    // Outside the Raft loop's current action: proposals enqueue normally.
+    setImmediate(() => {
+      this.roundScheduled = false;
+      if (this.h.isClosing()) return;
+      try {
+        this.round();
+      } catch (error) {
+        this.h.logger.error("membership round failed", { error: String(error) });
+      }
+    });
+  }
+
+  private round(): void {
+    this.syncReplicas();
+    this.maybeProbe();
+    let budget: number = MEMBERSHIP_LIMITS.proposalsPerRoundMax;
+    for (const g of [...this.h.host.allGroups()]) {
+      if (budget <= 0) break;
+      if (!g.isLeader() || g.stopped) continue;
+      const change = g.id === META_GROUP ? this.nextMetaChange(g) : this.nextBucketChange(g);
+      if (change === null) continue;
+      budget--;
+      this.h.logger.info("proposing conf change", { group: g.id, type: change.type, node: change.nodeId });
+      this.h.host.proposeConfChange(g.id, change).then(
+        () => this.scheduleRound(),
+        (error) => this.h.logger.debug("conf change not applied (retried next round)", { group: g.id, error: String(error) }),
+      );
+    }
+    const meta = this.h.host.group(META_GROUP);
+    if (meta?.isLeader() && this.h.meta.membership().change !== null && !this.checking) {
+      this.checking = true;
+      void this.checkCompletion(meta)
+        .catch((error) => this.h.logger.debug("membership completion check failed", { error: String(error) }))
+        .finally(() => (this.checking = false));
+    }
+  }
+
+  /** Opens replicas newly placed here; deletes the ones this node no longer belongs to (see the module comment). */
+  private syncReplicas(): void {
+    const self = this.h.nodeId;
+    const removed = this.isRemoved();
+    if (!removed) for (const b of this.h.meta.list()) if (b.placement.includes(self) && !this.closing.has(b.group)) this.h.openBucket(b);
+    const silenceMs = MEMBERSHIP_LIMITS.orphanSilenceElections * this.electionMs;
+    for (const { group, bucket } of [...this.h.hostedReplicas()]) {
+      const b = this.h.meta.get(bucket);
+      if (!b || b.group !== group) continue; // bucket deleted: its own path drops it
+      if (!removed && b.placement.includes(self)) continue;
+      const g = this.h.host.group(group);
+      if (!g || g.isLeader()) continue; // a leader hands over first (the core steps down when removed)
+      if (!removed && (g.confState.voters.includes(self) || g.confState.learners.includes(self))) continue; // the leader removes us first
+      if (Date.now() - g.lastMessageAt < silenceMs) continue; // someone still counts us as a member
+      this.deleteReplica(g);
+    }
+  }
+
+  private deleteReplica(g: Group): void {
+    if (this.closing.has(g.id)) return;
+    const { term, vote } = g.core.status();
+    this.h.logger.info("deleting replica: this node no longer belongs to the group", { group: g.id, term });
+    const done = (async () => {
+      await this.h.releaseReplica(g.id, true);
+      // What stays: the vote, and an empty index-0 snapshot without members. Reopened for this group
+      // id, the replica is blank (a joiner: no configuration, never campaigns) and never votes twice
+      // in a term it already voted in.
+      const blank = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
+      await this.h.store.write([{ group: g.id, hardState: { term, vote, commit: 0 }, entries: [], snapshot: blank }], { sync: true });
+    })()
+      .catch((error) => this.h.logger.error("deleting a replica failed", { group: g.id, error: String(error) }))
+      .finally(() => {
+        this.closing.delete(g.id);
+        this.scheduleRound();
+      });
+    this.closing.set(g.id, done);
+  }
+
+  /** A bucket was deleted: drop whatever this node kept of its group (e.g. the hard state of a removed replica). */
+  forgetGroup(group: string): void {
+    if (this.h.host.group(group)) return;
+    const prior = this.closing.get(group) ?? Promise.resolve();
+    void prior.then(() => (this.h.host.group(group) ? undefined : this.h.store.deleteGroup(group))).catch(() => undefined);
+  }
+
+  /** One conf change that moves a bucket group toward its placement, or null. */
+  private nextBucketChange(g: Group): ConfChange | null {
+    const name = this.h.replicaBucket(g.id);
+    const bucket = name === undefined ? undefined : this.h.meta.get(name);
+    if (!bucket || bucket.group !== g.id) return null;
+    const s = g.core.status();
+    return nextChangeToward(s.confState, bucket.placement, bucket.placement.length, s.progress ?? {}, s.lastIndex, this.h.nodeId, []);
+  }
+
+  /** One conf change that moves the meta group toward the members, or null. */
+  private nextMetaChange(g: Group): ConfChange | null {
+    const view = this.h.meta.membership();
+    const s = g.core.status();
+    // The node being removed leaves the meta group last: once every bucket the change touched matches.
+    const holdBack = view.change?.type === "remove" && this.convergedSeq !== view.change.seq ? [view.change.nodeId] : [];
+    const votersWanted = Math.min(MEMBERSHIP_LIMITS.metaVotersMax, view.members.length);
+    return nextChangeToward(s.confState, view.members, votersWanted, s.progress ?? {}, s.lastIndex, this.h.nodeId, holdBack);
+  }
+
+  private async checkCompletion(meta: Group): Promise<void> {
+    const change = this.h.meta.membership().change;
+    if (change === null) return;
+    if (this.convergedSeq !== change.seq) {
+      if (!(await this.bucketsMatch(change))) return;
+      this.convergedSeq = change.seq;
+      this.h.logger.info("membership change: every bucket matches its placement", { seq: change.seq });
+    }
+    const view = this.h.meta.membership();
+    if (view.change?.seq !== change.seq || !meta.isLeader()) return;
+    const conf = meta.core.status().confState;
+    if (!metaConfDone(conf, view.members)) return;
+    const envelope: MetaEnvelope = { now: this.h.stamp(), command: { type: "membershipDone", seq: change.seq } };
+    await this.h.host.propose(META_GROUP, encodeLogPayload({ meta: envelope }));
+    this.h.logger.info("membership change complete", { seq: change.seq, type: change.type, node: change.nodeId });
+  }
+
+  /** Does every bucket the change touched run with exactly its placement as voters (as its leader says)? */
+  private async bucketsMatch(change: MembershipChange): Promise<boolean> {
+    for (const name of change.buckets) {
+      const b = this.h.meta.get(name);
+      if (!b) continue; // deleted since
+      const conf = await this.leaderConf(b, change.nodeId);
+      if (conf === null) return false;
+      if (conf.learners.length > 0 || !sameSet(conf.voters, b.placement)) return false;
+    }
+    return true;
+  }
+
+  private async leaderConf(b: MetaBucket, changed: string): Promise<ConfState | null> {
+    const local = this.h.host.group(b.group);
+    if (local?.isLeader()) return local.core.status().confState;
+    const asked = [...new Set([...b.placement, changed])].filter((m) => m !== this.h.nodeId);
+    const timeoutMs = Math.max(200, this.electionMs);
+    const answers = await Promise.all(
+      asked.map((peer) =>
+        (this.h.transport.request(peer, { membership: "groupConf", group: b.group } satisfies MembershipPeerBody, timeoutMs) as Promise<GroupConfAnswer>).catch(
+          () => null,
+        ),
+      ),
+    );
+    let best: GroupConfAnswer | null = null;
+    for (const a of answers) if (a?.hosted && a.leader && (best === null || (a.term ?? 0) > (best.term ?? 0))) best = a;
+    if (best === null || !Array.isArray(best.voters) || !Array.isArray(best.learners)) return null;
+    return { voters: best.voters, learners: best.learners };
+  }
+
+  /** With no meta leader heard for a while, ask members whether this node was removed (restart after removal, long cut-off). */
+  private maybeProbe(): void {
+    const electionTicks = this.h.timing.electionTicks;
+    if (this.probing || this.removedByPeer !== null) return;
+    if (this.leaderlessTicks < MEMBERSHIP_LIMITS.probeAfterElections * electionTicks) return;
+    if (this.ticks - this.lastProbeTick < MEMBERSHIP_LIMITS.probeEveryElections * electionTicks) return;
+    this.probing = true;
+    this.lastProbeTick = this.ticks;
+    const appliedIndex = this.h.meta.appliedIndex;
+    void this.askPeers(2 * this.electionMs)
+      .then(({ view }) => {
+        const self = this.h.nodeId;
+        if (view.removed.includes(self) && view.change?.nodeId !== self && this.h.meta.appliedIndex === appliedIndex) {
+          this.h.logger.warn("this node was removed from the cluster: it stops serving replicas and forwards clients", {});
+          this.removedByPeer = { view, appliedIndex };
+          this.scheduleRound();
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => (this.probing = false));
+  }
+}
+
+/**
+ * The next single conf change that moves `conf` toward `wanted` (pure): add missing nodes as
+ * learners; promote caught-up learners while fewer than `votersWanted` wanted nodes vote; remove
+ * learners not wanted; remove voters not wanted once every wanted node votes or enough do (this
+ * node last, and none of `holdBack`). Null when nothing is to do now.
+ */
+export function nextChangeToward(
+  conf: ConfState,
+  wanted: readonly string[],
+  votersWanted: number,
+  progress: Readonly<Record<string, ProgressStatus>>,
+  lastIndex: number,
+  self: string,
+  holdBack: readonly string[],
+): ConfChange | null {
+  const inConf = (id: string) => conf.voters.includes(id) || conf.learners.includes(id);
+  for (const id of wanted) if (!inConf(id)) return { type: "addLearner", nodeId: id };
+  const wantedVoters = conf.voters.filter((v) => wanted.includes(v)).length;
+  if (wantedVoters < votersWanted) {
+    for (const id of conf.learners) {
+      if (wanted.includes(id) && caughtUp(progress[id], lastIndex)) return { type: "addVoter", nodeId: id };
+    }
+  }
+  for (const id of conf.learners) if (!wanted.includes(id)) return { type: "removeNode", nodeId: id };
+  if (wantedVoters < votersWanted && conf.learners.some((id) => wanted.includes(id))) return null; // promote first
+  const extra = conf.voters.filter((v) => !wanted.includes(v) && !holdBack.includes(v)).sort((a, b) => (a === self ? 1 : b === self ? -1 : a < b ? -1 : 1));
+  const first = extra[0];
+  if (first !== undefined && conf.voters.length > 1) return { type: "removeNode", nodeId: first };
+  return null;
+}
+
+function caughtUp(p: ProgressStatus | undefined, lastIndex: number): boolean {
+  return p !== undefined && p.state === "replicate" && p.recentActive && lastIndex - p.match <= MEMBERSHIP_LIMITS.learnerCatchUpEntries;
+}
+
+/** The meta configuration matches the members: all in, nobody else, enough voters (or nobody left to promote). */
+function metaConfDone(conf: ConfState, members: readonly string[]): boolean {
+  const all = [...conf.voters, ...conf.learners];
+  if (!members.every((m) => all.includes(m)) || !all.every((m) => members.includes(m))) return false;
+  return conf.voters.length >= Math.min(MEMBERSHIP_LIMITS.metaVotersMax, members.length) || conf.learners.length === 0;
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+function toWire(view: MembershipView): WireMembership {
+  return {
+    members: [...view.members],
+    removed: [...view.removed],
+    change: view.change ? { seq: view.change.seq, type: view.change.type, nodeId: view.change.nodeId } : null,
+  };
+}
+
+function retryDelayMs(timing: RaftTiming, attempt: number): number {
+  return Math.min(timing.tickMs * 2 ** Math.min(attempt, 4), 500);
+}
+
+function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) return Promise.reject(new CairnError("TIMEOUT", "timeout: the membership change may or may not have started"));
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new CairnError("TIMEOUT", "timeout: the membership change may or may not have started")), remaining);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
