@@ -3,7 +3,7 @@
  * they are tested without a cluster. Times are printed in UTC so output is the same on every machine.
  */
 import type { KvEntry, KvStatus } from "../client/types.ts";
-import type { WireClusterStatus } from "../shared/protocol.ts";
+import type { WireClusterStatus, WireMembership } from "../shared/protocol.ts";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -226,11 +226,19 @@ function isClusterStatus(value: unknown): value is WireClusterStatus {
 /** `cairn cluster status`: nodes, then one row per member of each Raft group. Anything else as JSON. */
 export function formatClusterStatus(status: unknown): string {
   if (!isClusterStatus(status)) return JSON.stringify(status, null, 2);
-  const nodes = renderTable(
-    `Cluster nodes (answered by ${status.node})`,
-    ["Node", "URL", "Reachable"],
-    status.nodes.map((n) => [n.id, n.url, n.reachable ? "yes" : "NO"]),
-  );
+  const membership = status.membership;
+  const nodes = membership
+    ? renderTable(
+        `Cluster nodes (answered by ${status.node})`,
+        ["Node", "URL", "Reachable", "Member"],
+        status.nodes.map((n) => [n.id, n.url, n.reachable ? "yes" : "NO", membership.removed.includes(n.id) ? "removed" : "yes"]),
+      )
+    : renderTable(
+        `Cluster nodes (answered by ${status.node})`,
+        ["Node", "URL", "Reachable"],
+        status.nodes.map((n) => [n.id, n.url, n.reachable ? "yes" : "NO"]),
+      );
+  const change = membership?.change ? `\n\nMembership change in progress: ${membership.change.type} ${membership.change.nodeId}` : "";
   const rows: (string | number)[][] = [];
   for (const group of status.groups) {
     for (const m of group.members) {
@@ -238,5 +246,11 @@ export function formatClusterStatus(status: unknown): string {
     }
   }
   const groups = renderTable("Raft groups", ["Group", "Leader", "Term", "Node", "Role", "Commit", "Applied", "Lag"], rows);
-  return `${nodes}\n\n${groups}`;
+  return `${nodes}${change}\n\n${groups}`;
+}
+
+/** `cairn cluster remove|add <id>`: one line, then the members and removed nodes. */
+export function formatMembershipChange(verb: "removed from" | "added to", id: string, membership: WireMembership): string {
+  const removed = membership.removed.length > 0 ? membership.removed.join(", ") : "none";
+  return `Node ${id} ${verb} the cluster\nMembers: ${membership.members.join(", ")}\nRemoved: ${removed}`;
 }

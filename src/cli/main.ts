@@ -1,6 +1,6 @@
 /**
  * The `cairn` command: `cairn kv ...` (as `nats kv ...`), `cairn up`, `cairn node --id n1`,
- * `cairn cluster status`. `main(argv, io)` returns the exit status, so tests run commands in-process;
+ * `cairn cluster status|remove <id>|add <id>`. `main(argv, io)` returns the exit status, so tests run commands in-process;
  * bin/cairn.mjs runs this file through tsx.
  *
  * Global options: -s/--server (comma-separated; else $CAIRN_SERVER; else the local cluster of
@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { connect, type Connection } from "../client/index.ts";
 import { CairnError } from "../shared/errors.ts";
-import { formatClusterStatus } from "./format.ts";
+import { formatClusterStatus, formatMembershipChange } from "./format.ts";
 import { processIo, type CliIo } from "./io.ts";
 import { registerKvCommands, type CliContext } from "./kv.ts";
 import { CliUsageError, parseDuration, resolveServers } from "./parse.ts";
@@ -61,17 +61,30 @@ export function buildProgram(ctx: CliContext, globals: () => GlobalOptions): Com
       await hooks.runNode(flags.config === undefined ? { id: flags.id } : { id: flags.id, config: flags.config });
     });
 
-  program
-    .command("cluster")
-    .description("Cluster operations")
+  const cluster = program.command("cluster").description("Cluster operations");
+  cluster
     .command("status")
-    .description("Nodes, Raft groups, leaders, terms, commit/applied indexes and lag")
+    .description("Nodes, members and removed nodes, Raft groups, leaders, terms, commit/applied indexes and lag")
     .action(async () => {
       const nc = await ctx.connection();
       const status = await nc.request("cluster.status", {});
       if (globals().json) ctx.io.out(`${JSON.stringify(status, null, 2)}\n`);
       else ctx.io.out(`${formatClusterStatus(status)}\n`);
     });
+  for (const [name, op, description] of [
+    ["remove", "cluster.removeNode", "Takes a node out of the cluster (its replicas move to other nodes, or its buckets run on fewer replicas); waits until done"],
+    ["add", "cluster.addNode", "Brings a removed node back (it catches up and gets replicas of buckets below their replica count); waits until done"],
+  ] as const) {
+    cluster
+      .command(`${name} <id>`)
+      .description(description)
+      .action(async (id: string) => {
+        const nc = await ctx.connection();
+        const membership = await nc.request(op, { nodeId: id });
+        if (globals().json) ctx.io.out(`${JSON.stringify(membership, null, 2)}\n`);
+        else ctx.io.out(`${formatMembershipChange(name === "remove" ? "removed from" : "added to", id, membership)}\n`);
+      });
+  }
 
   return program;
 }

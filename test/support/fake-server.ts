@@ -181,6 +181,9 @@ export class FakeServer {
   helloServers: string[];
   /** When true, frames are read and recorded but nothing is answered (a stopped process). */
   paused = false;
+  /** Cluster membership as cluster.removeNode / cluster.addNode change it (a 3-node config). */
+  readonly members: string[];
+  readonly removed: string[] = [];
   private constructor(
     private readonly wss: WebSocketServer,
     readonly port: number,
@@ -188,6 +191,7 @@ export class FakeServer {
   ) {
     this.kv = options.kv ?? new FakeKv();
     this.node = options.node ?? "n1";
+    this.members = [this.node, "n2", "n3"].filter((id, i, all) => all.indexOf(id) === i).sort();
     this.handler = options.handler;
     this.helloServers = options.servers ?? [];
   }
@@ -382,7 +386,24 @@ export class FakeServer {
         for (const watch of [...kv.watches]) if (watch.conn === conn && watch.watchId === r.watchId) kv.watches.delete(watch);
         return { stopped: true };
       case "cluster.status":
-        return { node: this.node, nodes: [{ id: this.node, url: this.url, reachable: true }], groups: [] };
+        return {
+          node: this.node,
+          nodes: [{ id: this.node, url: this.url, reachable: true }],
+          groups: [],
+          membership: { members: [...this.members], removed: [...this.removed], change: null },
+        };
+      case "cluster.removeNode":
+      case "cluster.addNode": {
+        const id = String(r.nodeId);
+        if (!this.members.includes(id) && !this.removed.includes(id)) throw { code: "NODE_NOT_FOUND", message: `node ${id} is not in the cluster config` };
+        const [from, to] = request.op === "cluster.removeNode" ? [this.members, this.removed] : [this.removed, this.members];
+        if (from.includes(id)) {
+          from.splice(from.indexOf(id), 1);
+          to.push(id);
+          to.sort();
+        }
+        return { members: [...this.members], removed: [...this.removed], change: null };
+      }
       default:
         throw { code: "INVALID_REQUEST", message: `unknown op ${request.op}` };
     }

@@ -207,4 +207,19 @@ describe("cairn kv", () => {
     expect(run.code).toBe(0);
     expect(run.out).toContain("Cluster nodes (answered by n1)");
   });
+
+  it("cluster remove / add send cluster.removeNode / cluster.addNode and print the membership", async () => {
+    const removed = await cairn(["cluster", "remove", "n3"]);
+    expect(removed).toMatchObject({ code: 0, out: "Node n3 removed from the cluster\nMembers: n1, n2\nRemoved: n3\n" });
+    expect(server.ops("cluster.removeNode")).toEqual([expect.objectContaining({ nodeId: "n3", requestId: expect.any(String) })]);
+    const status = await cairn(["cluster", "status"]);
+    expect(status.out).toContain("│ n1   │");
+    expect(status.out).toContain("Member");
+    const json = await cairn(["--json", "cluster", "add", "n3"]);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.out)).toEqual({ members: ["n1", "n2", "n3"], removed: [], change: null });
+    const unknown = await cairn(["cluster", "remove", "n9"]);
+    expect(unknown).toMatchObject({ code: 1, err: "error: node n9 is not in the cluster config\n" });
+    expect(await cairn(["cluster", "remove"])).toMatchObject({ code: 1 });
+  });
 });

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
   formatBytes,
   formatClusterStatus,
+  formatMembershipChange,
   formatDuration,
   formatGet,
   formatHistory,
@@ -216,6 +217,24 @@ describe("format", () => {
     expect(text).toContain("Cluster nodes (answered by n1)");
     expect(text).toContain("│ meta  │ n1     │    2 │ n1   │ leader │      5 │       5 │   0 │");
     expect(formatClusterStatus({ other: 1 })).toBe('{\n  "other": 1\n}');
+  });
+
+  it("cluster status shows members, removed nodes and a change in progress; remove/add print the membership", () => {
+    const text = formatClusterStatus({
+      node: "n1",
+      nodes: [
+        { id: "n1", url: "ws://127.0.0.1:4222", reachable: true },
+        { id: "n2", url: "ws://127.0.0.1:4223", reachable: true },
+      ],
+      groups: [],
+      membership: { members: ["n1"], removed: ["n2"], change: { seq: 3, type: "remove", nodeId: "n2" } },
+    });
+    expect(text).toContain("│ Node │ URL                 │ Reachable │ Member  │");
+    expect(text).toContain("│ n2   │ ws://127.0.0.1:4223 │ yes       │ removed │");
+    expect(text).toContain("Membership change in progress: remove n2");
+    expect(formatMembershipChange("added to", "n2", { members: ["n1", "n2"], removed: [], change: null })).toBe(
+      "Node n2 added to the cluster\nMembers: n1, n2\nRemoved: none",
+    );
   });
 
   it("errors: one line with NATS wording, or JSON with the code", () => {
