@@ -227,17 +227,19 @@ function isClusterStatus(value: unknown): value is WireClusterStatus {
 export function formatClusterStatus(status: unknown): string {
   if (!isClusterStatus(status)) return JSON.stringify(status, null, 2);
   const membership = status.membership;
-  const nodes = membership
-    ? renderTable(
-        `Cluster nodes (answered by ${status.node})`,
-        ["Node", "URL", "Reachable", "Member"],
-        status.nodes.map((n) => [n.id, n.url, n.reachable ? "yes" : "NO", membership.removed.includes(n.id) ? "removed" : "yes"]),
-      )
-    : renderTable(
-        `Cluster nodes (answered by ${status.node})`,
-        ["Node", "URL", "Reachable"],
-        status.nodes.map((n) => [n.id, n.url, n.reachable ? "yes" : "NO"]),
-      );
+  // What each node holds for clients (connections, watches), when the nodes report it.
+  const clients = status.nodes.some((n) => n.clients !== undefined);
+  const nodes = renderTable(
+    `Cluster nodes (answered by ${status.node})`,
+    ["Node", "URL", "Reachable", ...(membership ? ["Member"] : []), ...(clients ? ["Clients", "Watches"] : [])],
+    status.nodes.map((n) => [
+      n.id,
+      n.url,
+      n.reachable ? "yes" : "NO",
+      ...(membership ? [membership.removed.includes(n.id) ? "removed" : "yes"] : []),
+      ...(clients ? (n.clients ? [n.clients.connections, n.clients.watches] : ["-", "-"]) : []),
+    ]),
+  );
   const change = membership?.change ? `\n\nMembership change in progress: ${membership.change.type} ${membership.change.nodeId}` : "";
   const rows: (string | number)[][] = [];
   for (const group of status.groups) {

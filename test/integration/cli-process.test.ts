@@ -304,6 +304,8 @@ describe("cairn CLI against 3 node processes", () => {
     const statusText = ok(status, "cluster status");
     expect(statusText).toMatch(/Cluster nodes \(answered by n[123]\)/);
     expect(statusText).toMatch(/│ demo +│ n[123] +│/);
+    expect(statusText).toContain("│ Clients │ Watches │");
+    expect(statusJson.nodes.every((n: { clients?: { connections: number } }) => typeof n.clients?.connections === "number")).toBe(true);
     expect(statusJson.nodes.map((n: { id: string; reachable: boolean }) => `${n.id}:${n.reachable}`)).toEqual(["n1:true", "n2:true", "n3:true"]);
     expect(statusJson.groups.map((g: { group: string }) => g.group)).toEqual(expect.arrayContaining(["meta", "demo"]));
     expect(statusJson.groups[0].group).toBe("meta");

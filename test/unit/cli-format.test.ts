@@ -219,6 +219,21 @@ describe("format", () => {
     expect(formatClusterStatus({ other: 1 })).toBe('{\n  "other": 1\n}');
   });
 
+  it("cluster status shows what each node holds for clients when the nodes report it", () => {
+    const stats = { connections: 3, watches: 12, requestsInProgress: 1, bufferedBytesMax: 0 };
+    const text = formatClusterStatus({
+      node: "n1",
+      nodes: [
+        { id: "n1", url: "ws://127.0.0.1:4222", reachable: true, clients: stats },
+        { id: "n2", url: "ws://127.0.0.1:4223", reachable: false },
+      ],
+      groups: [],
+    });
+    expect(text).toContain("│ Node │ URL                 │ Reachable │ Clients │ Watches │");
+    expect(text).toContain("│ n1   │ ws://127.0.0.1:4222 │ yes       │ 3       │ 12      │");
+    expect(text).toContain("│ n2   │ ws://127.0.0.1:4223 │ NO        │ -       │ -       │");
+  });
+
   it("cluster status shows members, removed nodes and a change in progress; remove/add print the membership", () => {
     const text = formatClusterStatus({
       node: "n1",

@@ -1,8 +1,9 @@
 /**
  * Goal: the client against real cairn nodes (src/node through startCluster, in this process, in memory):
  * every API call and error code (the shared suite of test/support/client-api-suite.ts, which also runs
- * against node processes), and the two failovers the issue promises — writes in flight while the client's node dies are applied exactly once, and a watch
- * resumes on another node with no gap and no duplicate.
+ * against node processes), and the two failovers the issue promises — writes in flight while the
+ * client's node dies are applied exactly once, and a watch resumes on another node with no gap and no
+ * duplicate.
  * Method: a 3-node in-process cluster per test; the client connects to n1 first (noRandomize) and n1
  * is killed mid-run. Every assertion is on outcomes (revisions, histories), never on timing.
  */
