@@ -278,7 +278,7 @@ describe("membership: 5 nodes", () => {
     const removal = remove(ncMembers, r1Node);
     const third = c.ids.find((id) => id !== victim && id !== r1Node)!;
     // ...and meanwhile another change is refused (retryable: UNAVAILABLE, nothing started).
-    await expect(ncMembers.request("cluster.removeNode", { nodeId: third }, { timeoutMs: 1500 })).rejects.toMatchObject({
+    await expect(ncMembers.request("cluster.removeNode", { nodeId: third }, { timeoutMs: 800 })).rejects.toMatchObject({
       code: "UNAVAILABLE",
       message: expect.stringContaining(`membership change is in progress (remove ${r1Node})`),
     });
