@@ -18,6 +18,7 @@ import { bootstrapsAt, fnv1a, MetaStateMachine, type MetaBucket, type MetaEnvelo
 import { RaftHost, type GroupStateMachine } from "./raft-host.ts";
 import type { PeerTransport } from "./transport.ts";
 import { toWire, Watcher, type WatchSink } from "./watch.ts";
+import { WatchProxy, type WatchStartRequest } from "./watch-proxy.ts";
 
 export const META_GROUP = "meta";
 
@@ -58,6 +59,8 @@ const FORWARD_HOPS_MAX = 3;
 export class CairnNode {
   readonly host: RaftHost;
   readonly meta: MetaStateMachine;
+  /** Watches on buckets this node holds no replica of, relayed from a replica (watch-proxy.ts). */
+  readonly watchProxy: WatchProxy;
   /** Membership changes: cluster.removeNode/addNode and the reconciliation of every group's configuration. */
   readonly membership: Membership;
   private readonly replicas = new Map<string, BucketReplica>();
@@ -103,7 +106,19 @@ export class CairnNode {
       this.membership.tick();
     };
     this.requestIdPrefix = `${options.nodeId}:${Date.now().toString(36)}:${Math.random().toString(36).slice(2, 8)}:`;
-    options.transport.onRequest(async (_from, body) => this.onForward(body));
+    this.watchProxy = new WatchProxy({
+      nodeId: options.nodeId,
+      transport: options.transport,
+      logger: options.logger,
+      requestTimeoutMs: options.requestTimeoutMs,
+      streamBufferBytesMax: options.limits.watchBufferBytesMax,
+      replicasOf: (bucket) => {
+        const meta = this.meta.get(bucket);
+        return meta ? { placement: meta.placement, local: this.replicas.has(meta.group) } : null;
+      },
+      openLocal: (request, sink, beforeStart) => this.startWatch(request, sink, beforeStart, { localOnly: true }),
+    });
+    options.transport.onRequest(async (from, body) => (WatchProxy.isPeerBody(body) ? this.watchProxy.onPeerRequest(from, body) : this.onForward(body)));
   }
 
   get id(): string {
@@ -124,6 +139,7 @@ export class CairnNode {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.watchProxy.close();
     for (const r of this.replicas.values()) {
       for (const w of [...r.watchers]) w.end({ code: "UNAVAILABLE", message: "node shutting down" });
     }
@@ -669,13 +685,15 @@ export class CairnNode {
   // ---- watches ----------------------------------------------------------------------------------
 
   /**
-   * Starts a watch served from this node's replica. Returns the watcher (the session keeps it to
-   * stop it). Throws UNAVAILABLE when this node holds no replica of the bucket.
+   * Starts a watch served from this node's replica, or relayed from a replica on another node when
+   * this one holds none (watch-proxy.ts; `localOnly`: throw UNAVAILABLE instead, for the streams this
+   * node serves to proxies). Returns the watcher (the session keeps it to stop it).
    */
   async startWatch(
     request: Extract<NodeRequest, { op: "watch.start" }>,
     sink: WatchSink,
     beforeStart: (watchId: number, revision: number) => void,
+    options: { localOnly?: boolean } = {},
   ): Promise<Watcher> {
     validateBucketName(request.bucket);
     const filters = checkFilters(request.filters.length === 0 ? [">"] : request.filters);
@@ -687,7 +705,20 @@ export class CairnNode {
     }
     const replica = this.replicas.get(meta.group);
     if (!replica) {
-      throw new CairnError("UNAVAILABLE", `node ${this.id} holds no replica of bucket ${meta.bucket}; watch from one of: ${meta.placement.join(", ")}`);
+      if (options.localOnly === true) {
+        throw new CairnError("UNAVAILABLE", `node ${this.id} holds no replica of bucket ${meta.bucket}; watch from one of: ${meta.placement.join(", ")}`);
+      }
+      const forward: WatchStartRequest = {
+        op: "watch.start",
+        bucket: meta.bucket,
+        filters,
+        include: request.include,
+        ignoreDeletes: request.ignoreDeletes === true,
+        metaOnly: request.metaOnly === true,
+        ...(request.resumeFromRevision !== undefined ? { resumeFromRevision: checkRevision(request.resumeFromRevision) } : {}),
+      };
+      const spec = { bucket: meta.bucket, filters, ignoreDeletes: forward.ignoreDeletes, metaOnly: forward.metaOnly };
+      return this.watchProxy.start(++this.watchSeq, forward, spec, meta.placement, sink, beforeStart);
     }
     const watcher = new Watcher(
       ++this.watchSeq,
