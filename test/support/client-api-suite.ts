@@ -138,8 +138,8 @@ export async function checkEveryCall(target: ClientTarget): Promise<void> {
     };
     const kv = await kvm.create(name, options);
     expect(kv.bucket).toBe(name);
-    await kvm.create(name, options);
-    const created = await kv.status();
+    await kvm.create(name, options, { timeoutMs: 10_000 });
+    const created = await kv.status({ timeoutMs: 10_000 });
     expect(created).toMatchObject({
       bucket: name,
       values: 0,
@@ -159,10 +159,10 @@ export async function checkEveryCall(target: ClientTarget): Promise<void> {
     expect(target.ids).toContain(created.leader);
     expect(created.replicasInfo.map((r) => r.node).sort()).toEqual([...target.ids].sort());
     expect(created.replicasInfo.filter((r) => r.leader).map((r) => r.node)).toEqual([created.leader]);
-    expect((await kvm.open(name)).bucket).toBe(name);
-    expect((await kvm.status(name)).bucket).toBe(name);
-    expect((await kvm.list()).map((s) => s.bucket)).toContain(name);
-    const updated = await kvm.update(name, { history: 10, description: "updated" });
+    expect((await kvm.open(name, { timeoutMs: 10_000 })).bucket).toBe(name);
+    expect((await kvm.status(name, { timeoutMs: 10_000 })).bucket).toBe(name);
+    expect((await kvm.list({ timeoutMs: 10_000 })).map((s) => s.bucket)).toContain(name);
+    const updated = await kvm.update(name, { history: 10, description: "updated" }, { timeoutMs: 10_000 });
     expect(updated).toMatchObject({ history: 10, description: "updated", metadata: { owner: "suite" }, storage: "file" });
 
     // put (string and bytes) → revision; get → KvEntry with every field.
@@ -303,7 +303,7 @@ export async function checkEveryCall(target: ClientTarget): Promise<void> {
     expect(await kv.put("z", "1")).toBe(live + 3);
 
     // destroy.
-    expect(await kvm.destroy(name)).toBe(true);
+    expect(await kvm.destroy(name, { timeoutMs: 10_000 })).toBe(true);
     expect((await kvm.list()).map((s) => s.bucket)).not.toContain(name);
   } finally {
     await nc.close();
