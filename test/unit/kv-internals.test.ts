@@ -2,7 +2,8 @@
  * Goal: the internal structures under the KV state machine keep their invariants under any sequence of
  * operations: the sorted key index (with its pending list and id reuse), the key hash table
  * (backward-shift deletion), the value arena (views stay valid across compaction), the expiry heap
- * (total order), the record log (compaction keeps lists and revisions), and CRC-32 (zlib's values).
+ * (total order), the record log (compaction keeps lists and revisions), the request-id window (ring and
+ * table, with ids and results stored out of line), and CRC-32 (zlib's values).
  * Method: each structure against a naive twin (sorted array, Map, plain arrays) under random operations
  * from fast-check, plus known-answer checks.
  */
@@ -10,10 +11,12 @@ import fc from "fast-check";
 import { crc32 as zlibCrc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { crc32 } from "../../src/kv/crc32.ts";
+import { DedupeWindow, type DedupeEntry } from "../../src/kv/dedupe.ts";
 import { ExpiryHeap } from "../../src/kv/expiry-heap.ts";
 import { hashKey, KeyTable } from "../../src/kv/key-table.ts";
 import { EMPTY_VALUE, OP_PUT, RecordLog } from "../../src/kv/record-log.ts";
 import { SortedKeys } from "../../src/kv/sorted-keys.ts";
+import type { KvResult } from "../../src/kv/types.ts";
 import { ValueArena } from "../../src/kv/value-arena.ts";
 
 /** Names by id, as the record log keeps them (ids reused LIFO). */
@@ -222,6 +225,72 @@ describe("RecordLog", () => {
     expect(log.bytes).toBe(bytes);
     expect(log.live).toBe([...model.values()].reduce((n, l) => n + l.length, 0));
     expect(log.keyCount).toBe(model.size);
+  });
+});
+
+describe("DedupeWindow", () => {
+  // Ids that fit the ring's cells, and ids it must keep as strings (too long, beyond Latin-1).
+  const idArb = fc.oneof(
+    fc.constantFrom("a", "b", "c", "é", "x".repeat(64), "y".repeat(65), "ж", "k\u{1F600}"),
+    fc.nat(40).map((n) => `req-${n}`),
+  );
+  const resultArb: fc.Arbitrary<KvResult> = fc.oneof(
+    fc.nat(1000).map((revision) => ({ ok: true, revision })),
+    fc.nat(5).map((count) => ({ ok: true, count })),
+    fc.constant({ ok: true }),
+    fc.constant({ ok: false, code: "WRONG_LAST_REVISION", message: "wrong last sequence: 3", revision: 3 } as KvResult),
+  );
+
+  it("answers, evicts and lists as a list of entries does, across growth, wrap-around and reload", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 50 }),
+        fc.nat(40),
+        fc.array(fc.tuple(idArb, fc.nat(3), resultArb, fc.boolean()), { maxLength: 400 }),
+        (windowMs, entriesMax, ops) => {
+          const window = new DedupeWindow(windowMs, entriesMax);
+          let model: DedupeEntry[] = [];
+          let now = 0;
+          for (const [requestId, step, result, reload] of ops) {
+            now += step;
+            window.evict(now);
+            model = model.filter((e) => now - e.time < windowMs);
+            const prior = model.find((e) => e.requestId === requestId);
+            expect(window.get(requestId)).toEqual(prior?.result);
+            if (prior === undefined) {
+              window.add(requestId, now, result);
+              model.push({ requestId, time: now, result });
+              if (model.length > entriesMax) model.shift();
+            }
+            expect(window.size).toBe(model.length);
+            if (reload) {
+              const copy = new DedupeWindow(windowMs, entriesMax);
+              copy.load(window.list());
+              expect(copy.list()).toEqual(model);
+              for (const e of model) expect(copy.get(e.requestId)).toEqual(e.result);
+            }
+          }
+          expect(window.list()).toEqual(model);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("keeps a large window exact through many evictions (table deletions, ring growth)", () => {
+    const window = new DedupeWindow(1_000_000, 3000);
+    for (let i = 0; i < 20_000; i++) {
+      const id = `id-${(i * 7919) % 100_003}`;
+      expect(window.get(id)).toBeUndefined();
+      window.add(id, i, { ok: true, revision: i + 1 });
+      if (i % 997 === 0) {
+        const oldest = Math.max(0, i - 2999);
+        expect(window.get(`id-${(oldest * 7919) % 100_003}`)).toEqual({ ok: true, revision: oldest + 1 });
+        if (oldest > 0) expect(window.get(`id-${((oldest - 1) * 7919) % 100_003}`)).toBeUndefined();
+      }
+    }
+    expect(window.size).toBe(3000);
+    expect(window.list().map((e) => e.time)).toEqual(Array.from({ length: 3000 }, (_, k) => 17_000 + k));
   });
 });
 
