@@ -125,7 +125,7 @@ describe("5-node multi-process cluster", () => {
     await cluster?.stop();
   });
 
-  it("hosts buckets of 1, 3 and 5 replicas, each readable from every node", async () => {
+  it("hosts buckets of 1, 3 and 5 replicas, each readable and watchable from every node", async () => {
     nc = await connect({ servers: cluster.urls, timeoutMs: 15_000 });
     const kvm = new Kvm(nc);
     for (const replicas of [1, 3, 5]) {
@@ -141,6 +141,11 @@ describe("5-node multi-process cluster", () => {
         for (const replicas of [1, 3, 5]) {
           const kv = await new Kvm(one).open(`r${replicas}`);
           expect((await kv.get("x"))?.string(), `node ${id} bucket r${replicas}`).toBe(`replicas ${replicas}`);
+          // Watchable from every node too: served locally, or relayed from a replica (watch proxy).
+          const watcher = await kv.watch({ key: "x" });
+          const first = await watcher[Symbol.asyncIterator]().next();
+          expect(first.value?.string(), `watch via node ${id}, bucket r${replicas}`).toBe(`replicas ${replicas}`);
+          await watcher.stop();
         }
       } finally {
         await one.close();
