@@ -235,9 +235,9 @@ describe("DedupeWindow", () => {
     fc.nat(40).map((n) => `req-${n}`),
   );
   const resultArb: fc.Arbitrary<KvResult> = fc.oneof(
-    fc.nat(1000).map((revision) => ({ ok: true, revision })),
-    fc.nat(5).map((count) => ({ ok: true, count })),
-    fc.constant({ ok: true }),
+    fc.nat(1000).map((revision): KvResult => ({ ok: true, revision })),
+    fc.nat(5).map((count): KvResult => ({ ok: true, count })),
+    fc.constant<KvResult>({ ok: true }),
     fc.constant({ ok: false, code: "WRONG_LAST_REVISION", message: "wrong last sequence: 3", revision: 3 } as KvResult),
   );
 
