@@ -4,8 +4,10 @@
  * snapshot / restore time for 1M keys. Targets (issue 3): >= 500k puts/s, >= 1M gets/s, snapshot +
  * restore < 3 s, overhead < 250 B/key.
  *
- * Commands are msgpackr-decoded in batches before the timed apply loop, as src/node hands them over
- * (flat key strings, values as views into the decoded entry), so the figures are the apply cost alone.
+ * Envelopes are built as src/node builds a client put (`{ now, requestId, command }`, the client's
+ * request id a 36-character UUID, so every write goes through the request-id window as on a replica),
+ * encoded and decoded with src/node's log codec in batches before the timed apply loop (key strings as
+ * msgpackr decodes them, values as views into the decoded entry), so the figures are the apply cost alone.
  * Keys look like `p17.key.123456` (100 prefixes of 10k keys each). Each figure is the median of
  * several runs.
  *
@@ -13,8 +15,10 @@
  *   npm run bench:kv -- --keys 200000 --runs 3
  */
 import os from "node:os";
+import { randomUUID } from "node:crypto";
 import { Packr } from "msgpackr";
 import { KvStateMachine, normalizeConfig, type KvEnvelope } from "../src/kv/index.ts";
+import { decodeLogPayload, encodeLogPayload } from "../src/node/codec.ts";
 
 const args = process.argv.slice(2);
 function option(name: string, fallback: number): number {
@@ -53,7 +57,13 @@ function random(seed: number): () => number {
   };
 }
 
-/** Put envelopes for key numbers [from, to), decoded from msgpack as the node would decode log entries. */
+/** Leader time of the next put: one ms per put, so the request-id window evicts by count and by age. */
+let stamp = T0;
+
+/**
+ * Put envelopes for key numbers [from, to): built as src/node's kvWrite builds them and round-tripped
+ * through its log codec, as a replica decodes committed entries.
+ */
 function decodedPuts(keyNumber: (i: number) => number, from: number, to: number, round: number): KvEnvelope[] {
   const out: KvEnvelope[] = [];
   const value = new Uint8Array(VALUE_BYTES);
@@ -61,8 +71,10 @@ function decodedPuts(keyNumber: (i: number) => number, from: number, to: number,
     const n = keyNumber(i);
     value[0] = n & 0xff;
     value[1] = round;
-    const encoded = packr.pack({ now: T0 + i, command: { type: "put", bucket: "bench", key: keyOf(n), value } });
-    out.push(packr.unpack(encoded) as KvEnvelope);
+    const envelope: KvEnvelope = { now: ++stamp, requestId: randomUUID(), command: { type: "put", bucket: "bench", key: keyOf(n), value } };
+    const payload = decodeLogPayload(encodeLogPayload({ kv: envelope }));
+    if (!("kv" in payload)) throw new Error("bench: not a kv payload");
+    out.push(payload.kv as KvEnvelope);
   }
   return out;
 }
@@ -84,9 +96,11 @@ function applyPuts(keyNumber: (i: number) => number, from: number, to: number, r
     const batch = decodedPuts(keyNumber, start, Math.min(to, start + DECODE_BATCH), round);
     const wall = performance.now();
     const cpu = cpuMs();
-    for (const envelope of batch) sm.apply(++index, envelope);
+    let failed = 0;
+    for (const envelope of batch) if (!sm.apply(++index, envelope).result.ok) failed++;
     timing.cpuMs += cpuMs() - cpu;
     timing.wallMs += performance.now() - wall;
+    if (failed > 0) throw new Error(`bench: ${failed} puts failed`);
   }
   return timing;
 }
