@@ -228,6 +228,25 @@ describe("watch", () => {
     await again.stop();
   });
 
+  it("a WATCH_OVERFLOW from the server ends the watch after the delivered entries, with the revision to resume from", async () => {
+    const [a] = await cluster(1);
+    const { kv } = await open([a!.url]);
+    const w = await kv.watch({ include: "updates" });
+    await w.initialized;
+    a!.kv.write("b", "k", "1");
+    a!.kv.write("b", "k", "2");
+    const conn = [...a!.conns][0]!;
+    for (const watch of [...a!.kv.watches]) if (watch.conn === conn) a!.kv.watches.delete(watch);
+    conn.push({ push: "watch.ended", watchId: 1, error: { code: "WATCH_OVERFLOW", message: "watcher could not keep up", data: { resumeFromRevision: 3 } } });
+    const it = w[Symbol.asyncIterator]();
+    expect(summary(await take(it, 2))).toEqual(["1:PUT:k=1", "2:PUT:k=2"]);
+    await expect(it.next()).rejects.toMatchObject({ code: "WATCH_OVERFLOW", data: { resumeFromRevision: 3 } });
+    expect(await it.next()).toEqual({ value: undefined, done: true });
+    // The watch ended for good: not resumed (a round trip later, the server saw no second watch.start).
+    await kv.get("k");
+    expect(a!.ops("watch.start")).toHaveLength(1);
+  });
+
   it("stop() sends watch.stop for its watch id, ends the iteration and is idempotent", async () => {
     const [a] = await cluster(1);
     const { kv } = await open([a!.url]);
