@@ -87,7 +87,10 @@ function handleHeartbeat(r: Raft, m: Message): void {
   const log = r.log;
   if (m.commit <= log.lastIndex()) {
     log.commitTo(m.commit);
-    r.send(r.message("heartbeatResp", m.from, { context: m.context }));
+    // Recovering ends only on an append, which carries the leader's true commit index (a heartbeat's is
+    // capped at our match): ask for one by rejecting, with our last index as the hint.
+    if (r.recovering) r.send(r.message("heartbeatResp", m.from, { context: m.context, reject: true, rejectHint: log.lastIndex() }));
+    else r.send(r.message("heartbeatResp", m.from, { context: m.context }));
     return;
   }
   // A heartbeat never carries a commit index beyond what we acknowledged in this term, so we lost

@@ -94,8 +94,9 @@ function forgetLostMatch(r: Raft, pr: Progress, m: Message): void {
 function handleHeartbeatResponse(r: Raft, pr: Progress, m: Message): void {
   pr.recentActive = true;
   pr.msgAppFlowPaused = false;
-  // A rejected heartbeat: its commit index (never above match) is beyond the follower's log. Probe
-  // from the follower's last index.
+  // A rejected heartbeat: the follower is recovering and asks for an append (which carries our commit
+  // index), or its log lacks our commit index, which is never above its match: it lost entries.
+  // Probe from its last index then.
   if (m.reject && m.rejectHint < pr.match && pr.state !== "snapshot") {
     forgetLostMatch(r, pr, m);
     pr.becomeProbe();
@@ -103,7 +104,7 @@ function handleHeartbeatResponse(r: Raft, pr: Progress, m: Message): void {
   }
   // Even with a full window this sends an (empty) append, so a follower whose appends were all
   // lost recovers (its rejection moves it to probe).
-  if (pr.match < r.log.lastIndex() || pr.state === "probe") maybeSendAppend(r, m.from, pr, true);
+  if (pr.match < r.log.lastIndex() || pr.state === "probe" || m.reject) maybeSendAppend(r, m.from, pr, true);
   if (m.context === undefined || r.readOnly.size === 0) return;
   for (const request of r.readOnly.recvAck(m.from, m.context, r.voters, r.id)) respondToReadIndex(r, request.from, request.index, request.context);
 }

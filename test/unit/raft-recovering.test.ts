@@ -88,14 +88,29 @@ describe("raft recovering mode: leaving it", () => {
     expect(core.status()).toMatchObject({ commit: 2, recovering: true }); // commit 3 not reached yet
     core.step(msg({ type: "app", from: "n2", to: "n1", term: 2, index: 2, logTerm: 1, entries: log.slice(2), commit: 3 }));
     expect(core.status()).toMatchObject({ commit: 3, recovering: true }); // commit 3 is a term-1 entry
+    core.ready();
     core.step(msg({ type: "heartbeat", from: "n2", to: "n1", term: 2, commit: 4 }));
-    expect(core.status()).toMatchObject({ commit: 4, recovering: true }); // heartbeats carry no proof
+    expect(core.status()).toMatchObject({ commit: 4, recovering: true }); // a heartbeat's commit is capped at our match
+    // ... so it asks for an append, which carries the leader's own commit index.
+    expect(core.ready().messages).toMatchObject([{ type: "heartbeatResp", to: "n2", reject: true, rejectHint: 4 }]);
     core.step(msg({ type: "app", from: "n2", to: "n1", term: 2, index: 4, logTerm: 2, entries: [], commit: 4 }));
     expect(core.status()).toMatchObject({ commit: 4, recovering: false, term: 2, vote: "n2", leader: "n2" });
     // The vote recorded for the leader is persisted like any vote.
     const rd = core.ready();
     expect(rd.hardState).toMatchObject({ term: 2, vote: "n2", commit: 4 });
     expect(rd.mustSync).toBe(true);
+  });
+
+  it("a leader answers a recovering follower's rejected heartbeat with an append carrying its commit index", () => {
+    const net = RaftNetwork.create(VOTERS);
+    net.campaign("n1");
+    net.core("n1").propose(bytes("a"));
+    net.stabilize();
+    const leader = net.core("n1");
+    expect(leader.status().progress!["n2"]).toMatchObject({ match: 2, state: "replicate" });
+    leader.step(msg({ type: "heartbeatResp", from: "n2", to: "n1", term: 1, reject: true, rejectHint: 2 }));
+    expect(net.take((m) => m.to === "n2")).toMatchObject([{ type: "app", index: 2, logTerm: 1, entries: [], commit: 2 }]);
+    expect(leader.status().progress!["n2"]!.match).toBe(2); // not a loss: its log reaches its match
   });
 
   it("afterwards grants votes only in later terms, also after a restart", () => {
