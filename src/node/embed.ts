@@ -16,6 +16,7 @@ import { startClientServer, type ClientServer } from "./server.ts";
 import type { PeerTransport } from "./transport.ts";
 import { WsPeerTransport } from "./transport-ws.ts";
 import { MemoryPeerHub } from "./transport-memory.ts";
+import { NodeRecovery } from "./recovery.ts";
 
 export interface StartNodeOptions {
   /** This node's id; must be a key of `peers`. */
@@ -50,6 +51,10 @@ export interface RunningNode {
   readonly node: CairnNode;
   readonly store: LogStore;
   readonly transport: PeerTransport;
+  /** Whether this node is recovering state it may have lost, and since when (src/node/recovery.ts). */
+  readonly recovery: NodeRecovery;
+  /** Resolves with the error when the node stops serving after a fatal error (damaged data, storage failure). */
+  readonly failed: Promise<unknown>;
   /** Graceful stop: hands off leaderships, stops serving, flushes and closes storage. */
   stop(): Promise<void>;
   /** Abrupt stop (no hand-off): what a crash looks like to the rest of the cluster. */
@@ -66,9 +71,13 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   const limits = resolveLimits(options.limits);
   const logger = options.logger === "silent" ? silentLogger : (options.logger ?? createLogger({ node: options.id }));
   const durability = options.durability ?? "fsync";
-  const store = options.store ?? (options.dataDir ? await openLevelLogStore({ dir: options.dataDir, durability }) : new MemoryLogStore());
+  const store =
+    options.store ?? (options.dataDir ? await openLevelLogStore({ dir: options.dataDir, durability, lostStore: "recover" }) : new MemoryLogStore());
+  let recovery: NodeRecovery;
   try {
     await checkIdentity(store, options.id);
+    // Before any group opens: a lost, new or repaired store starts a recovery episode (recovery.ts).
+    recovery = await NodeRecovery.open(store, { nodeId: options.id, logger });
   } catch (error) {
     await store.close();
     throw error;
@@ -104,8 +113,23 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     clientUrls,
   });
-  node.host.onFatal = (error) => logger.error("node stopped serving after a fatal error", { error: String(error) });
+  let reportFatal: (error: unknown) => void = () => undefined;
+  const failed = new Promise<unknown>((resolve) => (reportFatal = resolve));
+  node.host.onFatal = (error) => {
+    logger.error("node stopped serving after a fatal error", { error: String(error) });
+    reportFatal(error);
+  };
+  node.host.recovery = recovery;
   await node.start();
+  recovery.startProbe({
+    nodeId: options.id,
+    members: Object.keys(options.peers),
+    transport,
+    host: {
+      metaStatus: () => node.host.group("meta")?.core.status() ?? null,
+      endRecovery: (reason) => node.host.endRecovery(reason),
+    },
+  });
   let server: ClientServer;
   try {
     server = await startClientServer({
@@ -119,6 +143,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       ...(options.clientToken !== undefined ? { token: options.clientToken } : {}),
     });
   } catch (error) {
+    await recovery.close();
     await node.close();
     await transport.close();
     await store.close();
@@ -130,13 +155,14 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   const shutdown = async (graceful: boolean) => {
     if (stopped) return;
     stopped = true;
+    await recovery.close();
     if (graceful) await handOffLeadership(node, timing);
     await server.close();
     await node.close();
     await transport!.close();
     await store.close();
   };
-  return { id: options.id, url, node, store, transport, stop: () => shutdown(true), kill: () => shutdown(false) };
+  return { id: options.id, url, node, store, transport, recovery, failed, stop: () => shutdown(true), kill: () => shutdown(false) };
 }
 
 /** A data directory remembers which node it belongs to: refuse to run node B on node A's data. */
@@ -194,6 +220,11 @@ export interface InProcessCluster {
   kill(id: string): Promise<void>;
   /** Start a killed or stopped node again on its data (same client URL). */
   restart(id: string): Promise<void>;
+  /**
+   * Delete every byte a killed or stopped node stored (its data directory, or its memory store), as a
+   * replaced disk would; restart() then brings it back empty, recovering from its peers.
+   */
+  wipe(id: string): Promise<void>;
   /** Freeze a node like SIGSTOP: no ticks, no processing; it keeps its connections. */
   pause(id: string): void;
   resume(id: string): void;
@@ -295,6 +326,12 @@ export async function startCluster(options: StartClusterOptions): Promise<InProc
     async restart(id) {
       if (nodes.has(id)) throw new CairnError("INVALID_OPTION", `node ${id} is running`);
       await boot(id);
+    },
+    async wipe(id) {
+      if (!ids.includes(id)) throw new CairnError("INVALID_OPTION", `no node ${id}`);
+      if (nodes.has(id)) throw new CairnError("INVALID_OPTION", `node ${id} is running: kill or stop it first`);
+      if (root) await rm(join(root, id), { recursive: true, force: true });
+      else memoryStores.set(id, new MemoryLogStore({ durability }));
     },
     pause(id) {
       running(id).node.host.pause();

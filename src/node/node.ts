@@ -187,7 +187,14 @@ export class CairnNode {
       apply: (entry) => this.applyKv(replica, entry),
       // (An index-0 snapshot without data carries membership only: the bootstrap image stays.)
       restore: (snapshot) => {
-        if (snapshot.data.length > 0) sm.restore(snapshot.data);
+        if (snapshot.data.length === 0) return;
+        sm.restore(snapshot.data);
+        // The events between the replica's old state and the snapshot are never applied here: end the
+        // watchers with a retryable error, so each client resumes from its last revision on the new state
+        // (its initial part comes from the retained history) instead of missing them.
+        for (const w of [...replica.watchers]) {
+          w.end({ code: "UNAVAILABLE", message: "replica restored from a snapshot: resume the watch", data: { resumeFromRevision: w.lastRevision + 1 } });
+        }
       },
       // (A snapshot replaces the bootstrap image entirely.)
       snapshot: () => sm.snapshot(),

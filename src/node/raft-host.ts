@@ -15,6 +15,7 @@ import type { NodeLimits, RaftTiming } from "./config.ts";
 import { CairnError } from "../shared/errors.ts";
 import { assert } from "../shared/assert.ts";
 import type { Logger } from "./logger.ts";
+import type { RecoveryPolicy } from "./recovery.ts";
 
 /** What a group asks of the code that owns its state machine. */
 export interface GroupStateMachine {
@@ -54,6 +55,10 @@ export class Group {
   role: SoftState["role"] = "follower";
   confState: ConfState;
   stopped = false;
+  /** Started in recovering (no-vote) mode and not yet out of it (src/node/recovery.ts). */
+  recovering = false;
+  /** Bootstrapped fresh and asked to campaign: campaigns again when recovering mode is lifted. */
+  bootstrapCampaign = false;
   /** Date.now() when a Raft message for this group last arrived (a leader talks only to its members). */
   lastMessageAt = Date.now();
 
@@ -110,6 +115,8 @@ export class RaftHost {
   /** Fatal loop error (a storage failure): the node must stop serving. */
   fatal: unknown = null;
   onFatal: ((error: unknown) => void) | null = null;
+  /** Decides which groups start in recovering mode and records their recovery (src/node/recovery.ts). Set before start. */
+  recovery: RecoveryPolicy | null = null;
 
   constructor(private readonly options: RaftHostOptions) {
     options.transport.onRaft((from, group, message) => this.onRaftMessage(from, group, message));
@@ -155,14 +162,24 @@ export class RaftHost {
    * the snapshot; the core then re-delivers committed entries after it. `join`: when there is no
    * log (fresh, or only the hard state a removed replica keeps), start blank and wait for the
    * leader's snapshot even if `voters` lists this node (a replica added later, or coming back).
+   * `recovering`: start the core in recovering mode (no votes, no campaigns until caught up).
    */
   async openGroup(
     id: string,
     sm: GroupStateMachine,
-    bootstrap: { voters: readonly string[]; campaign: boolean; join?: boolean },
+    bootstrap: { voters: readonly string[]; campaign: boolean; join?: boolean; recovering?: boolean },
   ): Promise<Group> {
     assert(!this.groups.has(id), `group ${id} opened twice`);
-    const loaded = await this.options.store.load(id);
+    let loaded: Awaited<ReturnType<LogStore["load"]>>;
+    try {
+      loaded = await this.options.store.load(id);
+    } catch (error) {
+      // A damaged log or snapshot: the node refuses to serve (and never campaigns with it).
+      if (error instanceof CairnError && error.code === "CORRUPT_DATA") this.die(error);
+      throw error;
+    }
+    // `bootstrap.recovering`: a replica this node deleted when it left the group (membership.ts).
+    const recovering = bootstrap.recovering === true || ((await this.recovery?.recovering(id)) ?? false);
     let storage: MemoryStorage;
     let applied = 0;
     let confState: ConfState;
@@ -199,12 +216,15 @@ export class RaftHost {
         inflightMessagesMax: this.options.limits.inflightMessagesMax,
         inflightBytesMax: 0,
         uncommittedBytesMax: this.options.limits.uncommittedBytesMax,
+        recovering,
       },
       storage,
     );
     const group = new Group(id, core, storage, sm, applied, confState);
+    group.recovering = recovering;
     this.groups.set(id, group);
     if (fresh && bootstrap.campaign && voters.includes(this.options.nodeId)) {
+      group.bootstrapCampaign = true;
       this.enqueue(() => group.core.campaign());
     }
     this.touched.add(group);
@@ -297,6 +317,19 @@ export class RaftHost {
       if (!group) return;
       group.core.transferLeader(to);
       this.touched.add(group);
+    });
+  }
+
+  /** Lifts recovering mode in every group (the cluster is brand new); bootstrapped groups campaign. */
+  endRecovery(reason: string): void {
+    this.enqueue(() => {
+      for (const g of this.groups.values()) {
+        if (!g.recovering) continue;
+        g.recovering = false;
+        g.core.endRecovery(reason);
+        if (g.bootstrapCampaign) g.core.campaign();
+        this.touched.add(g);
+      }
     });
   }
 
@@ -454,6 +487,14 @@ export class RaftHost {
       }
     }
     if (writes.length > 0) await this.options.store.write(writes, { sync });
+    // A core leaves recovering mode in step(), recording a vote in the hard state of the next Ready:
+    // this one, now durable. Only then may the recovery be recorded.
+    for (const { group } of batch) {
+      if (group.recovering && !group.core.status().recovering) {
+        group.recovering = false;
+        this.recovery?.onRecovered(group.id, group.core.status().commit);
+      }
+    }
     const snapshotsDue: Group[] = [];
     for (const { group, ready } of batch) {
       if (group.stopped) continue;
