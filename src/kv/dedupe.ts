@@ -72,7 +72,7 @@ export class DedupeWindow {
   private table = new Int32Array(0);
   private tableMask = 0;
 
-  /** The last id hashed, and its hash: add() follows get() with the same string. */
+  /** The last id get() hashed, and its hash: apply() adds the id it looked up. */
   private hashedId: string | undefined = undefined;
   private hashedValue = 0;
 
@@ -92,7 +92,9 @@ export class DedupeWindow {
 
   get(requestId: string): KvResult | undefined {
     if (this.count === 0) return undefined;
-    const hash = this.hashOf(requestId);
+    const hash = hashKey(requestId);
+    this.hashedId = requestId;
+    this.hashedValue = hash;
     const table = this.table;
     const mask = this.tableMask;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
@@ -198,12 +200,9 @@ export class DedupeWindow {
     return revision === OTHER_RESULT ? this.otherResults[r]! : { ok: true, revision };
   }
 
+  /** The id's hash; get() just computed it when apply() adds the id it looked up (the same string). */
   private hashOf(requestId: string): number {
-    if (requestId !== this.hashedId) {
-      this.hashedId = requestId;
-      this.hashedValue = hashKey(requestId);
-    }
-    return this.hashedValue;
+    return requestId === this.hashedId ? this.hashedValue : hashKey(requestId);
   }
 
   private dropOldest(): void {
