@@ -42,6 +42,8 @@ const INDEX_BLOCK_BYTES_MAX = 64 * 1024 * 1024;
 /** Damage inside one LevelDB file, with the offset where it was found. */
 class FileDamage extends Error {
   override readonly name = "FileDamage";
+  /** For a damaged data block: the index keys around it (its keys are after `after`, up to `upTo`). */
+  keys?: { readonly after: Uint8Array | null; readonly upTo: Uint8Array };
 }
 
 export interface LevelDbCheck {
@@ -74,7 +76,8 @@ export async function verifyLevelDbDirectory(dir: string): Promise<LevelDbCheck>
       verifyTable(await readFile(path));
     } catch (error) {
       if (!(error instanceof FileDamage)) throw error;
-      throw corrupt(`LevelDB table ${path} is damaged: ${error.message}`, error);
+      const holds = error.keys === undefined ? "" : `; the damaged block holds ${describeKeyRange(error.keys.after, error.keys.upTo)}`;
+      throw corrupt(`LevelDB table ${path} is damaged: ${error.message}${holds}`, error);
     }
   }
 
@@ -82,9 +85,13 @@ export async function verifyLevelDbDirectory(dir: string): Promise<LevelDbCheck>
   const logs = names.filter((name) => /^\d+\.log$/.test(name)).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
   for (const [i, name] of logs.entries()) {
     const path = join(dir, name);
-    const verdict = scanLog(await readFile(path));
+    const file = await readFile(path);
+    const { verdict, damaged } = scanLogDetailed(file);
     if (verdict.kind === "clean") continue;
-    if (verdict.kind === "corrupt") throw corrupt(`LevelDB log ${path} is damaged: ${verdict.reason}`);
+    if (verdict.kind === "corrupt") {
+      const holds = damaged === null ? "" : describeWrites(file.subarray(damaged.from, damaged.to));
+      throw corrupt(`LevelDB log ${path} is damaged: ${verdict.reason}${holds === "" ? "" : `; the damaged write holds ${holds}`}`);
+    }
     if (i !== logs.length - 1) {
       throw corrupt(`LevelDB log ${path} is damaged at its end (${verdict.reason}) but it is not the newest log`);
     }
@@ -106,6 +113,15 @@ export type LogVerdict =
 
 /** Classifies a LevelDB log file's contents. Exported for unit tests. */
 export function scanLog(file: Uint8Array): LogVerdict {
+  return scanLogDetailed(file).verdict;
+}
+
+/** scanLog, plus for corruption the byte range from the damage to the intact record after it. */
+function scanLogDetailed(file: Uint8Array): { verdict: LogVerdict; damaged: { from: number; to: number } | null } {
+  const corruptAt = (damage: { offset: number; reason: string }, intact: number) => ({
+    verdict: { kind: "corrupt" as const, reason: `${damage.reason} at offset ${damage.offset}, followed by an intact record at offset ${intact}` },
+    damaged: { from: damage.offset, to: intact },
+  });
   const buffer = Buffer.from(file.buffer, file.byteOffset, file.byteLength);
   let damage: { offset: number; reason: string } | null = null;
   let offset = 0;
@@ -117,12 +133,7 @@ export function scanLog(file: Uint8Array): LogVerdict {
     }
     const record = readLogRecord(buffer, offset, blockEnd);
     if (record.kind === "ok") {
-      if (damage !== null && (record.type === LOG_TYPE_FULL || record.type === LOG_TYPE_FIRST)) {
-        return {
-          kind: "corrupt",
-          reason: `${damage.reason} at offset ${damage.offset}, followed by an intact record at offset ${offset}`,
-        };
-      }
+      if (damage !== null && (record.type === LOG_TYPE_FULL || record.type === LOG_TYPE_FIRST)) return corruptAt(damage, offset);
       offset = record.next;
       continue;
     }
@@ -131,17 +142,12 @@ export function scanLog(file: Uint8Array): LogVerdict {
     // it ends: an intact record there proves the damage is not at the tail.
     if (record.next !== null && record.next < blockEnd) {
       const after = readLogRecord(buffer, record.next, blockEnd);
-      if (after.kind === "ok" && (after.type === LOG_TYPE_FULL || after.type === LOG_TYPE_FIRST)) {
-        return {
-          kind: "corrupt",
-          reason: `${damage.reason} at offset ${damage.offset}, followed by an intact record at offset ${record.next}`,
-        };
-      }
+      if (after.kind === "ok" && (after.type === LOG_TYPE_FULL || after.type === LOG_TYPE_FIRST)) return corruptAt(damage, record.next);
     }
     offset = blockEnd;
   }
-  if (damage === null) return { kind: "clean" };
-  return { kind: "torn", offset: damage.offset, bytes: buffer.length - damage.offset, reason: damage.reason };
+  if (damage === null) return { verdict: { kind: "clean" }, damaged: null };
+  return { verdict: { kind: "torn", offset: damage.offset, bytes: buffer.length - damage.offset, reason: damage.reason }, damaged: null };
 }
 
 type LogRecord =
@@ -182,9 +188,17 @@ export function verifyTable(file: Uint8Array): void {
   const index = readHandle(buffer, cursor, footerOffset + 40);
   for (const [name, handle] of [["metaindex", metaindex], ["index", index]] as const) {
     const contents = readBlock(buffer, handle, footerOffset, `${name} block`);
-    for (const value of blockValues(contents, `${name} block`)) {
+    let after: Uint8Array | null = null;
+    for (const { key, value } of blockEntries(contents, `${name} block`)) {
       const child = readHandle(value, { offset: 0 }, value.length);
-      readBlock(buffer, child, footerOffset, `block at offset ${child.offset}`);
+      try {
+        readBlock(buffer, child, footerOffset, `block at offset ${child.offset}`);
+      } catch (error) {
+        // An index entry's key is >= every key of its data block and < every key of the next one.
+        if (error instanceof FileDamage && name === "index") error.keys = { after, upTo: key };
+        throw error;
+      }
+      after = key;
     }
   }
 }
@@ -225,25 +239,28 @@ function readVarint(buffer: Uint8Array, cursor: { offset: number }, limit: numbe
   throw new FileDamage("varint too long");
 }
 
-/** The values of a block's entries (doc/table_format.md "Block"); keys are not needed to find blocks. */
-function blockValues(block: Buffer, what: string): Uint8Array[] {
+/** The entries of a block (doc/table_format.md "Block"): keys are prefix-compressed against the previous one. */
+function blockEntries(block: Buffer, what: string): { key: Uint8Array; value: Uint8Array }[] {
   if (block.length < 4) throw new FileDamage(`${what}: too short`);
   const restarts = block.readUInt32LE(block.length - 4);
   const entriesEnd = block.length - 4 - restarts * 4;
   if (restarts < 1 || entriesEnd < 0) throw new FileDamage(`${what}: bad restart count ${restarts}`);
-  const values: Uint8Array[] = [];
+  const entries: { key: Uint8Array; value: Uint8Array }[] = [];
   const cursor = { offset: 0 };
+  let previous: Uint8Array = new Uint8Array(0);
   while (cursor.offset < entriesEnd) {
-    readVarint(block, cursor, entriesEnd); // shared key bytes
+    const shared = readVarint(block, cursor, entriesEnd);
     const unshared = readVarint(block, cursor, entriesEnd);
     const valueBytes = readVarint(block, cursor, entriesEnd);
     const valueStart = cursor.offset + unshared;
     const valueEnd = valueStart + valueBytes;
-    if (valueEnd > entriesEnd) throw new FileDamage(`${what}: entry overruns the block`);
-    values.push(block.subarray(valueStart, valueEnd));
+    if (valueEnd > entriesEnd || shared > previous.length) throw new FileDamage(`${what}: entry overruns the block`);
+    const key = Buffer.concat([previous.subarray(0, shared), block.subarray(cursor.offset, valueStart)]);
+    entries.push({ key, value: block.subarray(valueStart, valueEnd) });
+    previous = key;
     cursor.offset = valueEnd;
   }
-  return values;
+  return entries;
 }
 
 /** Snappy raw-format decompression (format_description.txt), for index and metaindex blocks. */
@@ -299,4 +316,116 @@ function snappyDecompress(input: Buffer, what: string): Buffer {
   }
   if (out !== length) throw new FileDamage(`${what}: snappy data ends early`);
   return output;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Naming what damage hits, in cairn's terms (key layout of log-store-codec.ts: "F" format record,
+// "M" + key node metadata, "S" + group hard state, "E" + group + 0x00 + u64be(index) log entry). Best
+// effort: damaged bytes may not parse, and index keys may be shortened separators.
+
+const KEY_FORMAT = 0x46;
+const KEY_META = 0x4d;
+const KEY_STATE = 0x53;
+const KEY_ENTRY = 0x45;
+/** Longest key worth decoding: "E" + a group name (<= 200 bytes) + NUL + 8 index bytes. */
+const KEY_BYTES_MAX = 210;
+
+type CairnKey = { kind: "entry"; group: string; index: number | null } | { kind: "state"; group: string } | { kind: "meta" } | { kind: "format" };
+
+function groupName(bytes: Uint8Array): string | null {
+  if (bytes.length === 0 || bytes.length > 200) return null;
+  for (const b of bytes) if (b < 0x21 || b > 0x7e) return null;
+  return Buffer.from(bytes).toString("latin1");
+}
+
+/** Decodes a cairn key; `exact` = the key is whole (an entry key then must carry its 8 index bytes). */
+function parseKey(key: Uint8Array, exact: boolean): CairnKey | null {
+  if (key.length === 0) return null;
+  const rest = key.subarray(1);
+  switch (key[0]) {
+    case KEY_ENTRY: {
+      const nul = rest.indexOf(0);
+      const group = groupName(nul < 0 ? rest : rest.subarray(0, nul));
+      if (group === null) return null;
+      if (nul >= 0 && rest.length === nul + 9) {
+        const index = Buffer.from(rest.subarray(nul + 1)).readBigUInt64BE(0);
+        return index <= BigInt(Number.MAX_SAFE_INTEGER) ? { kind: "entry", group, index: Number(index) } : null;
+      }
+      return exact ? null : { kind: "entry", group, index: null };
+    }
+    case KEY_STATE: {
+      const group = groupName(rest);
+      return group === null ? null : { kind: "state", group };
+    }
+    case KEY_META:
+      return { kind: "meta" };
+    case KEY_FORMAT:
+      return key.length === 1 ? { kind: "format" } : null;
+    default:
+      return null;
+  }
+}
+
+function describeKey(key: Uint8Array | null): string {
+  if (key === null) return "the first key";
+  const parsed = parseKey(key, false);
+  if (parsed === null) return `key ${Buffer.from(key.subarray(0, 40)).toString("hex")}`;
+  switch (parsed.kind) {
+    case "entry":
+      return parsed.index === null ? `group ${parsed.group} entries` : `group ${parsed.group} entry ${parsed.index}`;
+    case "state":
+      return `group ${parsed.group} hard state`;
+    case "meta":
+      return "node metadata";
+    case "format":
+      return "the format record";
+  }
+}
+
+/** A data block's keys are after `after` (exclusive) up to `upTo` (inclusive). */
+function describeKeyRange(after: Uint8Array | null, upTo: Uint8Array): string {
+  return `keys after ${describeKey(after)} up to ${describeKey(upTo)}`;
+}
+
+/**
+ * The groups whose records appear in a damaged stretch of a LevelDB log: scans for the write batch's
+ * put/delete headers (tag 1/0, varint key length) followed by a whole cairn key.
+ */
+function describeWrites(bytes: Uint8Array): string {
+  const groups = new Map<string, { low: number; high: number; state: boolean }>();
+  let other = false;
+  for (let p = 0; p + 2 < bytes.length; p++) {
+    if (bytes[p] !== 0 && bytes[p] !== 1) continue;
+    const cursor = { offset: p + 1 };
+    let length: number;
+    try {
+      length = readVarint(bytes, cursor, Math.min(bytes.length, p + 6));
+    } catch {
+      continue;
+    }
+    if (length < 1 || length > KEY_BYTES_MAX || cursor.offset + length > bytes.length) continue;
+    const parsed = parseKey(bytes.subarray(cursor.offset, cursor.offset + length), true);
+    if (parsed === null) continue;
+    if (parsed.kind !== "entry" && parsed.kind !== "state") {
+      other = true;
+      continue;
+    }
+    let g = groups.get(parsed.group);
+    if (g === undefined) groups.set(parsed.group, (g = { low: Infinity, high: -Infinity, state: false }));
+    if (parsed.kind === "state") g.state = true;
+    else if (parsed.index !== null) {
+      g.low = Math.min(g.low, parsed.index);
+      g.high = Math.max(g.high, parsed.index);
+    }
+    p = cursor.offset + length - 1;
+  }
+  const parts: string[] = [];
+  for (const [group, g] of groups) {
+    const what: string[] = [];
+    if (g.high >= g.low) what.push(g.low === g.high ? `entry ${g.low}` : `entries ${g.low}..${g.high}`);
+    if (g.state) what.push("hard state");
+    parts.push(`group ${group} ${what.join(" and ")}`);
+  }
+  if (other) parts.push("node metadata");
+  return parts.join(", ");
 }

@@ -158,6 +158,15 @@ describe("LevelDB write-ahead log damage", () => {
     expect((result as { message: string }).message).toMatch(/LevelDB log .*\.log is damaged: record checksum mismatch at offset \d+, followed by an intact record at offset \d+/);
   });
 
+  it("CORRUPT_DATA for a record in the middle of the log names the groups and entries of the damaged write", async () => {
+    const dir = await damagedCopy(pristine);
+    const size = (await stat(dir + logPath)).size;
+    await flipByte(dir + logPath, Math.floor(size / 2));
+    const result = await outcome(dir, states);
+    expect(result.kind).toBe("corrupt");
+    expect((result as { message: string }).message).toMatch(/; the damaged write holds group (meta|b:orders) (entries \d+\.\.\d+ and hard state|hard state)/);
+  });
+
   it("a flipped byte in the last record is a torn tail: the last batch is dropped and reported", async () => {
     const dir = await damagedCopy(pristine);
     const size = (await stat(dir + logPath)).size;
@@ -232,12 +241,14 @@ describe("LevelDB table, MANIFEST and CURRENT damage", () => {
     const table = (await filesOf(pristine, /\.ldb$/))[0]!.slice(pristine.length);
     const size = (await stat(pristine + table)).size;
     let corrupt = 0;
+    const named: string[] = [];
     for (const offset of sampleOffsets(size, 40)) {
       const dir = await damagedCopy(pristine);
       await flipByte(dir + table, offset);
       const result = await outcome(dir, states);
       if (result.kind === "corrupt") {
         expect(result.message).toMatch(/LevelDB table .*\.ldb is damaged/);
+        if (/block at offset 0:/.test(result.message)) named.push(result.message);
         corrupt++;
       } else {
         expect(result, `offset ${offset}`).toEqual({ kind: "state", prefix: BATCHES, repairs: [] });
@@ -245,6 +256,9 @@ describe("LevelDB table, MANIFEST and CURRENT damage", () => {
       await rm(dir, { recursive: true, force: true });
     }
     expect(corrupt).toBeGreaterThan(35);
+    // A damaged data block is named by the keys around it: here the first block, which starts the table.
+    expect(named.length).toBeGreaterThan(0);
+    for (const message of named) expect(message).toMatch(/; the damaged block holds keys after the first key up to group (meta|b:orders) (entry \d+|entries|hard state)/);
   });
 
   it("a truncated table file is CORRUPT_DATA", async () => {
