@@ -25,21 +25,25 @@
  * instead of refusing them; see docs/membership.md). Peers drop its Raft messages in every group
  * once its removal is done (etcd drops removed members' traffic), so it cannot disturb elections.
  *
- * Data of groups a node no longer belongs to is deleted (LogStore.deleteGroup), keeping only the
- * group's hard state (term and vote) and an empty snapshot without members, so that a replica that
- * comes back for the same group id (even reopened by a meta log replay) starts blank,
- * joins as a learner and catches up from the leader's snapshot, and can never vote twice in a term
- * it already voted in (RAFT-CHECKLIST items 2 and 18: the node id is reused, its vote is not
- * forgotten). A replica is deleted only after ORPHAN_SILENCE_ELECTIONS election timeouts without
- * any Raft message for that group: a leader sends to every member of its configuration, so silence
- * means no configuration includes it, and no leader can be counting its acknowledgements.
+ * Data of groups a node no longer belongs to is deleted (LogStore.deleteGroup). The node id is
+ * reused when it comes back (RAFT-CHECKLIST item 18 warns why that is dangerous: a node that forgot
+ * what it acknowledged and voted could, asked by a lagging candidate that still counts it, help elect
+ * a leader without committed entries). So before deleting, the node records durably that it left the
+ * group (node metadata `left:<group>`); a replica of a group it left opens blank, joins as a learner
+ * (the leader sends its snapshot) and runs in the Raft core's recovering mode (no votes, no
+ * campaigns) until it has caught up with a leader of the current term, which is when the mark is
+ * cleared. A replica is deleted only after ORPHAN_SILENCE_ELECTIONS election timeouts without any
+ * Raft message for that group: a leader sends to every member of its configuration, so silence means
+ * no configuration still includes it.
  */
+import { createHash } from "node:crypto";
 import type { ConfChange, ConfState, ProgressStatus } from "../raft/types.ts";
 import { CairnError } from "../shared/errors.ts";
 import type { WireMembership } from "../shared/protocol.ts";
 import type { RaftTiming } from "./config.ts";
 import { encodeLogPayload } from "./codec.ts";
 import type { LogStore } from "./log-store.ts";
+import { LOG_STORE_LIMITS } from "./log-store-codec.ts";
 import type { Logger } from "./logger.ts";
 import { CHANGE_IN_PROGRESS, fnv1a, type MembershipChange, type MembershipView, type MetaBucket, type MetaEnvelope, type MetaResult, type MetaStateMachine } from "./meta.ts";
 import type { Group, RaftHost } from "./raft-host.ts";
@@ -152,6 +156,8 @@ export class Membership {
   /** Meta leader: the change whose buckets all matched their placement (only then may the node leave meta). */
   private convergedSeq = 0;
   private checking = false;
+  /** Groups opened in recovering mode because this node left them: the mark is cleared once recovered. */
+  private readonly recoveringLeft = new Map<string, { seenRecovered: boolean }>();
 
   constructor(private readonly h: MembershipHost) {
     // Once a node's removal is done, its Raft messages are dropped in every group.
@@ -405,6 +411,7 @@ export class Membership {
 
   private round(): void {
     this.syncReplicas();
+    this.clearRecovered();
     this.maybeProbe();
     let budget: number = MEMBERSHIP_LIMITS.proposalsPerRoundMax;
     for (const g of [...this.h.host.allGroups()]) {
@@ -448,15 +455,12 @@ export class Membership {
 
   private deleteReplica(g: Group): void {
     if (this.closing.has(g.id)) return;
-    const { term, vote } = g.core.status();
-    this.h.logger.info("deleting replica: this node no longer belongs to the group", { group: g.id, term });
+    this.h.logger.info("deleting replica: this node no longer belongs to the group", { group: g.id, term: g.core.status().term });
+    this.recoveringLeft.delete(g.id);
     const done = (async () => {
+      // First the mark (durable), then the data: whatever a crash leaves, the group reopens recovering.
+      await this.h.store.setMeta(leftKey(g.id), LEFT);
       await this.h.releaseReplica(g.id, true);
-      // What stays: the vote, and an empty index-0 snapshot without members. Reopened for this group
-      // id, the replica is blank (a joiner: no configuration, never campaigns) and never votes twice
-      // in a term it already voted in.
-      const blank = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
-      await this.h.store.write([{ group: g.id, hardState: { term, vote, commit: 0 }, entries: [], snapshot: blank }], { sync: true });
     })()
       .catch((error) => this.h.logger.error("deleting a replica failed", { group: g.id, error: String(error) }))
       .finally(() => {
@@ -466,11 +470,31 @@ export class Membership {
     this.closing.set(g.id, done);
   }
 
-  /** A bucket was deleted: drop whatever this node kept of its group (e.g. the hard state of a removed replica). */
-  forgetGroup(group: string): void {
-    if (this.h.host.group(group)) return;
-    const prior = this.closing.get(group) ?? Promise.resolve();
-    void prior.then(() => (this.h.host.group(group) ? undefined : this.h.store.deleteGroup(group))).catch(() => undefined);
+  /**
+   * Did this node leave (and delete) its replica of `group` without having caught up since? Then the
+   * replica must open blank and recovering. Remembered until the core reports it recovered.
+   */
+  async leftGroup(group: string): Promise<boolean> {
+    const mark = await this.h.store.getMeta(leftKey(group));
+    const left = mark !== null && mark[0] === 1;
+    if (left) this.recoveringLeft.set(group, { seenRecovered: false });
+    return left;
+  }
+
+  /** Clears the mark of replicas that left recovering mode (two rounds later: the hard state that ends it is durable by then). */
+  private clearRecovered(): void {
+    for (const [group, state] of [...this.recoveringLeft]) {
+      const g = this.h.host.group(group);
+      if (!g || g.stopped) continue;
+      if (g.core.status().recovering) continue;
+      if (!state.seenRecovered) {
+        state.seenRecovered = true;
+        continue;
+      }
+      this.recoveringLeft.delete(group);
+      this.h.logger.info("replica caught up after coming back: it votes again", { group });
+      this.h.store.setMeta(leftKey(group), NOT_LEFT).catch((error) => this.h.logger.error("cannot clear a left mark", { group, error: String(error) }));
+    }
   }
 
   /** One conf change that moves a bucket group toward its placement, or null. */
@@ -602,6 +626,13 @@ function metaConfDone(conf: ConfState, members: readonly string[]): boolean {
   const all = [...conf.voters, ...conf.learners];
   if (!members.every((m) => all.includes(m)) || !all.every((m) => members.includes(m))) return false;
   return conf.voters.length >= Math.min(MEMBERSHIP_LIMITS.metaVotersMax, members.length) || conf.learners.length === 0;
+}
+
+const LEFT = new Uint8Array([1]);
+const NOT_LEFT = new Uint8Array([0]);
+function leftKey(group: string): string {
+  const key = `left:${group}`;
+  return Buffer.byteLength(key, "utf8") <= LOG_STORE_LIMITS.metaKeyBytesMax ? key : `left#${createHash("sha256").update(group).digest("hex")}`;
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

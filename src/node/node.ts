@@ -155,10 +155,7 @@ export class CairnNode {
     const result = this.meta.apply(entry.index, envelope);
     if (result.ok && result.bucket) {
       if (envelope.command.type === "bucketCreate" && !result.existed) this.openBucket(result.bucket);
-      if (envelope.command.type === "bucketDelete") {
-        this.dropBucket(result.bucket);
-        this.membership.forgetGroup(result.bucket.group);
-      }
+      if (envelope.command.type === "bucketDelete") this.dropBucket(result.bucket);
     }
     if (result.ok && envelope.command.type !== "bucketCreate" && envelope.command.type !== "bucketDelete") this.membership.afterMetaChange();
     return result;
@@ -202,11 +199,15 @@ export class CairnNode {
         if (s.role !== "leader") replica.expireInFlight = false;
       },
     };
-    // Index 0 holds the initial placement; a replica added later (or coming back) joins blank and
-    // catches up from the leader's snapshot (membership.ts).
-    const join = !bootstrapsAt(bucket, this.id);
-    void this.host
-      .openGroup(bucket.group, groupSm, { voters: bucket.initial, campaign: !join && bucket.initial[0] === this.id, join })
+    // Index 0 holds the initial placement; a replica added later joins blank and catches up from the
+    // leader's snapshot. One this node left (and deleted) also runs recovering until caught up (membership.ts).
+    void this.membership
+      .leftGroup(bucket.group)
+      .then((left) => {
+        const join = left || !bootstrapsAt(bucket, this.id);
+        if (this.replicas.get(bucket.group) !== replica) return; // released meanwhile
+        return this.host.openGroup(bucket.group, groupSm, { voters: bucket.initial, campaign: !join && bucket.initial[0] === this.id, join, recovering: left });
+      })
       .catch((error) => this.options.logger.error("cannot open bucket group", { group: bucket.group, error: String(error) }));
   }
 
@@ -641,7 +642,8 @@ export class CairnNode {
       meta = this.meta.get(request.bucket);
     }
     if (!meta) throw new CairnError("BUCKET_NOT_FOUND", "bucket not found");
-    const replica = this.replicas.get(meta.group);
+    // A replica this node is leaving (placement moved on, membership.ts) no longer follows the group.
+    const replica = meta.placement.includes(this.id) ? this.replicas.get(meta.group) : undefined;
     if (!replica) {
       // No local replica: ask a replica (it serves linearizably through its own read barrier).
       if (hops >= FORWARD_HOPS_MAX) throw new CairnError("UNAVAILABLE", "too many forwarding hops");

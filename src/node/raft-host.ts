@@ -240,7 +240,10 @@ export class RaftHost {
     this.groups.delete(id);
     this.touched.delete(group);
     const gone = new CairnError("UNAVAILABLE", `group ${id} closed on this node`);
-    for (const p of group.pending.values()) p.reject(gone);
+    // A proposal still pending may yet commit through another leader (this node left the group, or
+    // stepped down before it did): its outcome is unknown, never a definite failure.
+    const unknown = new CairnError("TIMEOUT", `group ${id} closed on this node before the outcome of the proposal was known; retry`);
+    for (const p of group.pending.values()) p.reject(unknown);
     group.pending.clear();
     for (const r of group.reads.values()) r.reject(gone);
     for (const r of group.readsWaitingApply) r.reject(gone);

@@ -147,13 +147,15 @@ describe("membership: 3 nodes", () => {
     expect(c.nodes.get(c.leaderOf("meta")!)!.node.host.group("meta")!.confState.voters).not.toContain(victim);
     const v = c.nodes.get(victim)!;
     expect(v.node.membership.isRemoved()).toBe(true);
-    // The removed node deletes its replica (once no leader talks to it), keeping only a blank state.
+    // The removed node deletes its replica (once no leader talks to it), marking that it left.
     const group = groupOf(c, "w");
+    const leftMark = async () => (await v.store.getMeta(`left:${group}`))?.[0];
     await waitFor("the removed node dropped its replica", () => v.node.host.group(group) === undefined);
     await waitFor("its data deleted", async () => {
       const stored = await v.store.load(group);
-      return stored.entries.length === 0 && stored.snapshot?.metadata.index === 0 && stored.snapshot.metadata.confState.voters.length === 0;
+      return stored.entries.length === 0 && stored.snapshot === null && stored.hardState.term === 0;
     });
+    expect(await leftMark()).toBe(1);
     const midway = writers.count();
     await waitFor("writes go on without it (some through it)", () => writers.count() >= midway + 20);
 
@@ -165,6 +167,8 @@ describe("membership: 3 nodes", () => {
     expect(added).toEqual({ members: [...c.ids].sort(), removed: [], change: null });
     expect(leaderConf(c, "w")).toEqual({ voters: [...c.ids].sort(), learners: [] });
     expect(v.node.membership.isRemoved()).toBe(false);
+    // It came back blank and recovering (no votes until caught up with the leader); then the mark goes.
+    await waitFor("it recovered", async () => v.node.host.group(group)?.core.status().recovering === false && (await leftMark()) === 0);
     const again = writers.count();
     await waitFor("writes after the re-add", () => writers.count() >= again + 10);
     await writers.stop();
