@@ -22,7 +22,7 @@
  * heard from no meta leader for a while: a peer answers only after a meta read barrier, so a stale
  * peer cannot talk a member into deleting its data. A removed node then stops serving as a replica
  * and forwards every client request to a member (choice: keep its clients working, like a proxy,
- * instead of refusing them; see docs/membership.md). Peers drop its Raft messages in every group
+ * instead of refusing them; see docs/membership.md). Peers drop its vote requests in every group
  * once its removal is done (etcd drops removed members' traffic), so it cannot disturb elections.
  *
  * Data of groups a node no longer belongs to is deleted (LogStore.deleteGroup). The node id is
@@ -160,8 +160,11 @@ export class Membership {
   private readonly recoveringLeft = new Map<string, { seenRecovered: boolean }>();
 
   constructor(private readonly h: MembershipHost) {
-    // Once a node's removal is done, its Raft messages are dropped in every group.
-    h.host.acceptFrom = (from) => !h.meta.isRemovedAndDone(from);
+    // Once a node's removal is done, its (pre-)vote requests are dropped in every group: it cannot
+    // disturb an election even if it missed its removal. Only those: node ids come back, and a member
+    // whose meta state lags must still hear a re-added leader to catch up. A removed node drops nothing.
+    h.host.acceptFrom = (from, message) =>
+      (message.type !== "vote" && message.type !== "preVote") || !h.meta.isRemovedAndDone(from) || this.isRemoved();
   }
 
   private get electionMs(): number {

@@ -108,10 +108,10 @@ export class RaftHost {
   /** Resolves when the loop has nothing in flight (used by graceful shutdown). */
   private idleWaiters: (() => void)[] = [];
   /**
-   * Drops every Raft message of a peer for which it returns false (membership: a node whose removal
-   * is complete is ignored in every group, as etcd ignores removed members). Unset: accept all.
+   * Drops a peer's Raft message when it returns false (membership: vote requests of a node whose
+   * removal is complete are ignored in every group). Unset: accept all.
    */
-  acceptFrom: ((from: string) => boolean) | null = null;
+  acceptFrom: ((from: string, message: Message) => boolean) | null = null;
   /** Fatal loop error (a storage failure): the node must stop serving. */
   fatal: unknown = null;
   onFatal: ((error: unknown) => void) | null = null;
@@ -392,7 +392,7 @@ export class RaftHost {
   private onRaftMessage(from: string, groupId: string, message: Message): void {
     const group = this.groups.get(groupId);
     if (!group) return; // not (yet) hosted here: Raft retries
-    if (this.acceptFrom !== null && !this.acceptFrom(from)) return;
+    if (this.acceptFrom !== null && !this.acceptFrom(from, message)) return;
     group.lastMessageAt = Date.now();
     this.enqueue(() => {
       if (group.stopped) return;
