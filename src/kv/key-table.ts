@@ -5,14 +5,16 @@
  * restored, and a lookup touches one table slot plus the key's own row.
  *
  * The table stores ids only; names and hashes are the owner's (RecordLog keeps each key's hash in its
- * key row and its name in a list), and reach the table through the KeyNames interface.
+ * key row, with a short key's characters, and its name in a list), and reach the table through the
+ * KeyNames interface.
  * Iteration order is never observable: nothing in the replicated state depends on it.
  */
 import { assert } from "../shared/assert.ts";
 
 export interface KeyNames {
   hashOf(id: number): number;
-  nameOf(id: number): string;
+  /** Is `key`, whose hash is `hash`, the name of `id`? */
+  keyMatches(id: number, key: string, hash: number): boolean;
 }
 
 const CAPACITY_MIN = 16;
@@ -54,7 +56,7 @@ export class KeyTable {
       const entry = slots[i]!;
       if (entry === 0) return -1;
       const id = entry - 1;
-      if (names.hashOf(id) === hash && names.nameOf(id) === key) return id;
+      if (names.keyMatches(id, key, hash)) return id;
     }
   }
 

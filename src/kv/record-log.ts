@@ -13,8 +13,11 @@
  *
  * Removing a record turns its slot into a tombstone; the rows are compacted when the buffer fills up, so
  * removal anywhere is O(1) amortized. Each key's records form a doubly linked list (prev = next older
- * record of the key, next = next newer), and each key has a 16-byte row (newest slot, oldest slot,
- * record count and key length, name hash): history trimming and purges touch only that key.
+ * record of the key, next = next newer), and each key has a 32-byte row (newest slot, oldest slot,
+ * record count and key length, name hash, and a short key's characters): history trimming and purges
+ * touch only that key. A key of up to 16 Latin-1 characters is compared with a looked-up name inside its
+ * row, so finding it costs no read of the stored string (two more cache misses in a large bucket: the
+ * name list and the string).
  *
  * Keys get small integer ids (reused after a key loses its last record), found by name through a
  * KeyTable and listed in order in a SortedKeys index for prefix scans. Values sit in a ValueArena.
@@ -53,14 +56,19 @@ const I_CHUNK = 9;
 const I_OFFSET_OP = 10;
 const I_LENGTH = 11;
 
-const KEY_I32 = 4;
+const KEY_I32 = 8;
 const K_NEWEST = 0;
 const K_OLDEST = 1;
-/** Record count in the low 8 bits (<= 65), key length above. */
+/** Record count in the low 7 bits (<= 65), FLAG_INLINE, key length from bit 8. */
 const K_COUNT_LENGTH = 2;
 const K_HASH = 3;
+/** Four ints: a key of up to INLINE_CHARS Latin-1 characters, four per int, lowest byte first. */
+const K_CHARS = 4;
+const INLINE_CHARS = 16;
 const COUNT_BITS = 8;
-const COUNT_MASK = (1 << COUNT_BITS) - 1;
+const COUNT_MASK = 0x7f;
+/** The key's characters are all in its row (K_CHARS). */
+const FLAG_INLINE = 0x80;
 /** Keys longer than this cannot be stored (their length must fit next to the count). */
 export const KEY_LENGTH_LIMIT = 2 ** (31 - COUNT_BITS) - 1;
 
@@ -198,9 +206,26 @@ export class RecordLog implements KeyNames, KeyOwner {
   keyName(id: number): string {
     return this.keyNames[id]!;
   }
-  /** KeyNames, for the key table. */
-  nameOf(id: number): string {
-    return this.keyNames[id]!;
+  /** KeyNames, for the key table: is `key` (whose hash is `hash`) the name of key `id`? */
+  keyMatches(id: number, key: string, hash: number): boolean {
+    const keyRows = this.keyRows;
+    const row = id * KEY_I32;
+    if (keyRows[row + K_HASH] !== hash) return false;
+    const countLength = keyRows[row + K_COUNT_LENGTH]!;
+    const length = key.length;
+    if (countLength >>> COUNT_BITS !== length) return false;
+    if ((countLength & FLAG_INLINE) === 0) return this.keyNames[id] === key;
+    for (let i = 0, at = row + K_CHARS; i < length; i += 4, at++) {
+      let packed = 0;
+      let all = 0;
+      for (let b = 0; b < 4 && i + b < length; b++) {
+        const c = key.charCodeAt(i + b);
+        all |= c;
+        packed |= c << (8 * b);
+      }
+      if (all > 0xff || packed !== keyRows[at]) return false;
+    }
+    return true;
   }
   /** KeyOwner, for the sorted index. */
   liveNameOf(id: number): string | undefined {
@@ -236,14 +261,28 @@ export class RecordLog implements KeyNames, KeyOwner {
     const name = flatCopy(key);
     const id = this.newKeyId();
     this.keyNames[id] = name;
-    const row = id * KEY_I32;
-    this.keyRows[row + K_NEWEST] = -1;
-    this.keyRows[row + K_OLDEST] = -1;
-    this.keyRows[row + K_COUNT_LENGTH] = key.length << COUNT_BITS;
-    this.keyRows[row + K_HASH] = hash;
+    this.initKeyRow(id, name, hash);
     this.keys.insert(id, hash);
     this.sorted.insert(name, id);
     return id;
+  }
+
+  /** A new key's row: no records, its length, hash and (when short) characters. */
+  private initKeyRow(id: number, key: string, hash: number): void {
+    const keyRows = this.keyRows;
+    const row = id * KEY_I32;
+    keyRows[row + K_NEWEST] = -1;
+    keyRows[row + K_OLDEST] = -1;
+    keyRows[row + K_HASH] = hash;
+    keyRows.fill(0, row + K_CHARS, row + KEY_I32);
+    const length = key.length;
+    let inline = length <= INLINE_CHARS;
+    for (let i = 0; inline && i < length; i++) {
+      const c = key.charCodeAt(i);
+      if (c > 0xff) inline = false;
+      else keyRows[row + K_CHARS + (i >>> 2)]! |= c << (8 * (i & 3));
+    }
+    keyRows[row + K_COUNT_LENGTH] = (length << COUNT_BITS) | (inline ? FLAG_INLINE : 0);
   }
 
   private newKeyId(): number {
@@ -444,13 +483,8 @@ export class RecordLog implements KeyNames, KeyOwner {
     log.keyNames = keys.slice();
     log.nextKeyId = keys.length;
     for (let k = 0; k < keys.length; k++) {
-      const name = log.keyNames[k]!;
-      const hash = hashKey(name);
-      const row = k * KEY_I32;
-      log.keyRows[row + K_NEWEST] = -1;
-      log.keyRows[row + K_OLDEST] = -1;
-      log.keyRows[row + K_COUNT_LENGTH] = name.length << COUNT_BITS;
-      log.keyRows[row + K_HASH] = hash;
+      const hash = hashKey(log.keyNames[k]!);
+      log.initKeyRow(k, log.keyNames[k]!, hash);
       log.keys.insert(k, hash);
     }
     log.sorted = SortedKeys.fromSorted(log, log.keyNames as string[]);

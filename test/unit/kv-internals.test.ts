@@ -40,6 +40,9 @@ class Names {
   liveNameOf(id: number): string | undefined {
     return this.names[id];
   }
+  keyMatches(id: number, key: string, hash: number): boolean {
+    return this.hashOf(id) === hash && this.nameOf(id) === key;
+  }
   nameOf(id: number): string {
     return this.names[id]!;
   }
@@ -135,7 +138,7 @@ describe("KeyTable", () => {
 
   it("keeps probe runs intact when every key collides (backward-shift deletion)", () => {
     const names = new Names();
-    const collide = { ...names, hashOf: () => 7, nameOf: (id: number) => names.nameOf(id) };
+    const collide = { hashOf: () => 7, keyMatches: (id: number, key: string) => names.nameOf(id) === key };
     const table = new KeyTable(collide);
     const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
     for (const key of keys) table.insert(names.add(key), 7);
@@ -291,6 +294,53 @@ describe("DedupeWindow", () => {
     }
     expect(window.size).toBe(3000);
     expect(window.list().map((e) => e.time)).toEqual(Array.from({ length: 3000 }, (_, k) => 17_000 + k));
+  });
+});
+
+describe("RecordLog key lookup", () => {
+  it("finds keys by name whether their characters fit the key row or not", () => {
+    const log = new RecordLog();
+    const keys: string[] = [];
+    for (let length = 1; length <= 40; length++) {
+      for (const fill of ["a", "é", "\u00ff", "ж"]) {
+        keys.push(fill.repeat(length));
+        keys.push("x".repeat(length - 1) + fill);
+        keys.push(fill + "y".repeat(length - 1));
+      }
+    }
+    const distinct = [...new Set(keys)];
+    distinct.forEach((key, i) => log.append(log.ensureKey(key), OP_PUT, Uint8Array.of(i & 0xff), 0, 0, i + 1));
+    distinct.forEach((key, i) => {
+      const id = log.keyId(key);
+      expect(id).not.toBe(-1);
+      expect(log.keyName(id)).toBe(key);
+      expect(log.revision(log.newest(id))).toBe(i + 1);
+      // Same length, one character different (at the start, the end, inside and beyond the row's 16).
+      for (const at of [0, key.length - 1, 5, 16]) {
+        if (at >= key.length) continue;
+        const other = key.slice(0, at) + (key[at] === "q" ? "r" : "q") + key.slice(at + 1);
+        if (!distinct.includes(other)) expect(log.keyId(other)).toBe(-1);
+      }
+      if (!distinct.includes(key + "a")) expect(log.keyId(key + "a")).toBe(-1);
+    });
+    expect(log.keyCount).toBe(distinct.length);
+  });
+
+  it("tells apart keys of equal length and equal hash, in the row and beyond it", () => {
+    // Found by a birthday search: hashKey gives each pair one value.
+    for (const [a, b] of [
+      ["kmtz--------", "k31c1-------"],
+      ["kmtz----------------", "k31c1---------------"],
+    ] as const) {
+      expect(hashKey(a)).toBe(hashKey(b));
+      const log = new RecordLog();
+      log.append(log.ensureKey(a), OP_PUT, Uint8Array.of(1), 0, 0, 1);
+      expect(log.keyId(b)).toBe(-1);
+      log.append(log.ensureKey(b), OP_PUT, Uint8Array.of(2), 0, 0, 2);
+      expect(log.keyName(log.keyId(a))).toBe(a);
+      expect(log.keyName(log.keyId(b))).toBe(b);
+      expect(log.keyCount).toBe(2);
+    }
   });
 });
 
