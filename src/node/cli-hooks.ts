@@ -71,19 +71,32 @@ export async function runNode(options: NodeOptions): Promise<void> {
     logger,
   });
   logger.info(`node ${me.id} serving clients at ${running.url}, data in ${dataDir}`);
-  await new Promise<void>((resolveStop) => {
+  await new Promise<void>((resolveStop, rejectStop) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       logger.info(`${signal}: stopping gracefully`);
-      running.stop().then(resolveStop, (error) => {
-        logger.error("error while stopping", { error: String(error) });
-        resolveStop();
-      });
+      running.stop().then(
+        () => {
+          logger.info(`node ${me.id} stopped`);
+          resolveStop();
+        },
+        (error) => {
+          logger.error("error while stopping", { error: String(error) });
+          resolveStop();
+        },
+      );
     };
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
+    // A damaged group found after start (a bucket's log or snapshot) or a storage failure: the node
+    // stops serving; the process exits non-zero with the error (run-node.ts prints it).
+    void running.failed.then((error) => {
+      if (stopping) return;
+      stopping = true;
+      rejectStop(error);
+    });
   });
 }
 

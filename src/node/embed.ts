@@ -156,7 +156,10 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     if (stopped) return;
     stopped = true;
     await recovery.close();
-    if (graceful) await handOffLeadership(node, timing);
+    if (graceful) {
+      await handOffLeadership(node, timing, logger);
+      await drainRequests(node, timing);
+    }
     await server.close();
     await node.close();
     await transport!.close();
@@ -178,19 +181,39 @@ async function checkIdentity(store: LogStore, id: string): Promise<void> {
   }
 }
 
-/** Graceful shutdown: transfer every group this node leads to a caught-up peer, briefly waiting. */
-async function handOffLeadership(node: CairnNode, timing: RaftTiming): Promise<void> {
+/**
+ * Graceful shutdown: every group this node leads is handed to its most caught-up live voter (Raft
+ * leadership transfer: the target campaigns at once, so nobody waits for an election timeout), and
+ * we wait, at most one election timeout, until each names its new leader. Proposals meanwhile are
+ * refused as retryable and forwarded to the new leader; ones already in the log commit there.
+ */
+async function handOffLeadership(node: CairnNode, timing: RaftTiming, logger: Logger): Promise<void> {
   const led = [...node.host.allGroups()].filter((g) => g.isLeader());
+  if (led.length === 0) return;
   for (const g of led) {
     const status = g.core.status();
     const peers = Object.entries(status.progress ?? {}).filter(([id, p]) => id !== node.id && !p.isLearner);
-    peers.sort((a, b) => b[1].match - a[1].match);
+    peers.sort((a, b) => Number(b[1].recentActive) - Number(a[1].recentActive) || b[1].match - a[1].match);
     const target = peers[0]?.[0];
     if (target) node.host.transferLeader(g.id, target);
   }
-  if (led.length === 0) return;
+  const handedOff = (g: (typeof led)[number]) => !g.isLeader() && g.leader !== null && g.leader !== node.id;
   const deadline = Date.now() + timing.tickMs * timing.electionTicks;
-  while (Date.now() < deadline && led.some((g) => g.isLeader())) await new Promise((r) => setTimeout(r, timing.tickMs));
+  while (Date.now() < deadline && !led.every(handedOff)) await new Promise((r) => setTimeout(r, timing.tickMs));
+  for (const g of led) {
+    if (handedOff(g)) logger.info(`handed leadership of group ${g.id} to ${g.leader} at term ${g.core.status().term}`);
+    else logger.warn(`group ${g.id}: no successor took over leadership before shutdown; the others elect one after an election timeout`);
+  }
+}
+
+/**
+ * Graceful shutdown, after the hand-off: client requests in progress here (now forwarded to the new
+ * leaders) get up to two election timeouts to finish before the sockets close; what is still open
+ * then fails with a retryable error and the client retries elsewhere with the same request id.
+ */
+async function drainRequests(node: CairnNode, timing: RaftTiming): Promise<void> {
+  const deadline = Date.now() + 2 * timing.tickMs * timing.electionTicks;
+  while (Date.now() < deadline && (node.clientStats?.().requestsInProgress ?? 0) > 0) await new Promise((r) => setTimeout(r, timing.tickMs));
 }
 
 // ---- in-process clusters ---------------------------------------------------------------------------

@@ -174,9 +174,15 @@ export class RaftHost {
     try {
       loaded = await this.options.store.load(id);
     } catch (error) {
-      // A damaged log or snapshot: the node refuses to serve (and never campaigns with it).
-      if (error instanceof CairnError && error.code === "CORRUPT_DATA") this.die(error);
-      throw error;
+      if (!(error instanceof CairnError) || error.code !== "CORRUPT_DATA") throw error;
+      if (!(await this.recovery?.lostOnLoad(id, error))) {
+        // A damaged log or snapshot: the node refuses to serve (and never campaigns with it).
+        this.die(error);
+        throw error;
+      }
+      // Explained by a loss the node recovers from anyway: start the group empty, recovering.
+      await this.options.store.deleteGroup(id);
+      loaded = await this.options.store.load(id);
     }
     // `bootstrap.recovering`: a replica this node deleted when it left the group (membership.ts).
     const recovering = bootstrap.recovering === true || ((await this.recovery?.recovering(id)) ?? false);

@@ -47,6 +47,11 @@ export interface RecoveryPolicy {
   recovering(group: string): Promise<boolean>;
   /** The group's core left recovering mode and the hard state recording it is durable. */
   onRecovered(group: string, commit: number): void;
+  /**
+   * The group's load failed with CORRUPT_DATA. Resolves true when the damage is explained by a loss this
+   * node already recovers from (then the group is recorded as lost and its state may be discarded).
+   */
+  lostOnLoad(group: string, error: Error): Promise<boolean>;
 }
 
 /** The hooks the probe needs from the running node (kept narrow so tests can fake them). */
@@ -97,6 +102,8 @@ export class NodeRecovery implements RecoveryPolicy {
   /** Groups known to have recovered in the current episode. */
   readonly #recovered = new Set<string>();
   #closed = false;
+  /** This start truncated a torn tail of the LevelDB log: the last writes, whatever they were, are gone. */
+  #tornOnOpen = false;
   #probe: Promise<void> | null = null;
   #wake: (() => void) | null = null;
 
@@ -119,6 +126,7 @@ export class NodeRecovery implements RecoveryPolicy {
     else if (store.origin === "new") reason = "the data directory is empty (a new node, or one whose data was deleted)";
     else if (store.repairs.length > 0) reason = `torn tail(s) truncated on open: ${store.repairs.join("; ")}`;
     const recovery = new NodeRecovery(store, options.logger, stored);
+    recovery.#tornOnOpen = store.origin === "existing" && store.repairs.length > 0;
     if (reason !== null) {
       await recovery.#begin(reason, []);
     } else if (stored.episode !== null) {
@@ -149,6 +157,20 @@ export class NodeRecovery implements RecoveryPolicy {
     if (r.groups.includes(group)) return true;
     const created = creationIndexOf(group);
     return r.boundary === null || created === null || created <= r.boundary;
+  }
+
+  async lostOnLoad(group: string, error: Error): Promise<boolean> {
+    // The lost tail may have held the write that pointed the group at its newest snapshot file; the
+    // file the surviving state points at was deleted once that write was durable. Nothing else a lost
+    // tail explains: other damage still refuses.
+    if (!this.#tornOnOpen || !/snapshot file .* is missing/.test(error.message)) return false;
+    const r = this.#record;
+    if (r.episode === null) await this.#begin(`group ${group}: ${error.message}`, [group], group === META_GROUP ? null : 0);
+    else if (!r.groups.includes(group)) await this.#write({ ...r, groups: [...r.groups, group] });
+    this.logger.warn(`group ${group}: its state refers to a snapshot file the truncated log tail had replaced; discarding it, the group recovers from its leader`, {
+      error: error.message,
+    });
+    return true;
   }
 
   onRecovered(group: string, commit: number): void {
