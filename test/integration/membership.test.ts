@@ -244,7 +244,11 @@ describe("membership: 3 nodes", () => {
     await remove(nc, "n3");
     // Retried with another request id (e.g. after a lost answer): answered as done, not refused.
     expect(await remove(nc, "n3")).toEqual({ members: ["n1", "n2"], removed: ["n3"], change: null });
-    // r3 runs on 2 of its 3 replicas: one more removal would leave 1, fewer than it needs.
+    // r3 runs on 2 of its 3 replicas, and its status says so.
+    const status = await (await new Kvm(nc).open("r3")).status();
+    expect(status.replicas).toBe(3);
+    expect(status.replicasInfo.map((r) => r.node).sort()).toEqual(["n1", "n2"]);
+    // One more removal would leave 1, fewer than it needs.
     await expect(remove(nc, "n2")).rejects.toMatchObject({ code: "MEMBERSHIP_CHANGE_REFUSED", message: expect.stringContaining("bucket r3") });
     expect(leaderConf(c, "r3")?.voters).toHaveLength(2);
   });
