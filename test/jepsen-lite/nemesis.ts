@@ -36,6 +36,11 @@ export const MEMBERSHIP_EPISODES_MAX = 200;
 export const NODE_START_TIMEOUT_MS = 60_000;
 /** How long a node that must refuse to start may take to exit. */
 const NODE_REFUSAL_TIMEOUT_MS = 60_000;
+/**
+ * How long a node that lost data (wiped, or a truncated tail) may take to catch up before the next
+ * data-loss fault; beyond, that fault is skipped.
+ */
+export const CATCH_UP_TIMEOUT_MS = 60_000;
 /** Deadline of one membership request, and of re-adding a node (all attempts). */
 const MEMBERSHIP_REQUEST_TIMEOUT_MS = 10_000;
 const READD_TIMEOUT_MS = 60_000;
@@ -70,6 +75,19 @@ export class FaultContext {
   membershipSupported: boolean | null = null;
   /** Faults injected, by name. */
   readonly injected: Record<string, number> = {};
+  /**
+   * Nodes that lost data (wiped, tail truncated) and have not yet been seen caught up, with the groups
+   * they hosted before. A data-loss fault waits for this to empty: at most a minority of the nodes may
+   * be without their data at once, or acknowledged writes are gone for any Raft implementation.
+   */
+  readonly dataLoss = new Map<string, string[]>();
+  /**
+   * A data-loss episode is between its checks and its node's restart. The membership lane does not
+   * remove a node meanwhile (nor the disk faults destroy data while a removal is in flight: `removed`
+   * holds a node from before its remove request is sent). Both checks and claims run without an await
+   * in between, so the two lanes cannot interleave there.
+   */
+  diskBusy = false;
 
   constructor(
     readonly nodes: NodeProcesses,
@@ -107,6 +125,66 @@ export class FaultContext {
     }
   }
 
+  private async status(): Promise<WireClusterStatus | null> {
+    try {
+      return (await this.admin.request("cluster.status", {}, { timeoutMs: 3000 })) as WireClusterStatus;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The groups a node is a member of, as the cluster reports them (null when unknown). */
+  async groupsOf(id: string): Promise<string[] | null> {
+    const status = await this.status();
+    return status === null ? null : status.groups.filter((g) => g.members.some((m) => m.node === id)).map((g) => g.group);
+  }
+
+  /**
+   * Waits (bounded) until every node that lost data is back in the groups it hosted with nothing left
+   * to apply. Returns false (and logs why) if some has not: the caller must not destroy more data now.
+   */
+  async settleDataLoss(fault: string): Promise<boolean> {
+    const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
+    while (this.dataLoss.size > 0 && Date.now() < deadline) {
+      const status = await this.status();
+      if (status !== null) {
+        for (const [id, groups] of [...this.dataLoss]) {
+          const caughtUp = (groups.length > 0 ? groups : ["meta"]).every((name) => {
+            const group = status.groups.find((g) => g.group === name);
+            const member = group?.members.find((m) => m.node === id);
+            return group !== undefined && group.leader !== null && member !== undefined && member.lag === 0;
+          });
+          if (caughtUp) {
+            this.dataLoss.delete(id);
+            this.log({ fault, kind: "note", nodes: [id], detail: `caught up after its data loss (${groups.join(", ")})` });
+          }
+        }
+      }
+      if (this.dataLoss.size > 0) await sleep(500);
+    }
+    if (this.dataLoss.size === 0) return true;
+    this.log({
+      fault,
+      kind: "skip",
+      nodes: [...this.dataLoss.keys()],
+      detail: `not caught up within ${CATCH_UP_TIMEOUT_MS} ms since losing data; no more data loss now (it would exceed the fault model: a majority without its data)`,
+    });
+    return false;
+  }
+
+  /**
+   * How many nodes may lose their data now: a strict minority of the current voters (removed nodes do
+   * not vote). Logs a skip when none may.
+   */
+  dataLossAllowed(fault: string): number {
+    const voters = this.ids.length - this.removed.size;
+    const allowed = Math.floor((voters - 1) / 2);
+    if (allowed < 1) {
+      this.log({ fault, kind: "skip", detail: `${voters} voters (${[...this.removed].join(",")} removed): losing one node's data would leave no majority holding it` });
+    }
+    return allowed;
+  }
+
   /** A group's leader, or a random running node when none is known. */
   async leaderOrAny(): Promise<{ node: string; group: string; known: boolean }> {
     const group = this.rng.pick(this.groups);
@@ -138,6 +216,8 @@ export class FaultContext {
   /** Wipes the node's data directory and starts it (it must rejoin as a node that lost its data). */
   async startWiped(id: string, fault: string): Promise<void> {
     await this.nodes.kill9(id);
+    // Its groups as known before the fault; else at least meta must catch up (a dead node reports none).
+    if (!this.dataLoss.has(id)) this.dataLoss.set(id, ["meta"]);
     await this.nodes.wipe(id);
     this.log({ fault, kind: "note", nodes: [id], detail: "data directory wiped; restarting empty" });
     this.nodes.spawn(id);
@@ -198,7 +278,8 @@ export class FaultContext {
   }
 }
 
-type Fault = (ctx: FaultContext, holdMs: number) => Promise<void>;
+/** Resolves "skipped" when the fault could not be injected now. */
+type Fault = (ctx: FaultContext, holdMs: number) => Promise<void | "skipped">;
 
 const majority = (n: number): number => Math.floor(n / 2) + 1;
 const minorityMax = (n: number): number => Math.floor((n - 1) / 2);
@@ -303,42 +384,66 @@ export const FAULTS: Record<string, Fault> = {
     );
   },
   "disk-truncate": async (ctx) => {
-    const id = ctx.rng.pick(ctx.ids);
-    await ctx.kill([id]);
-    const result = await truncateLogTail(ctx.nodes.node(id).dataDir, ctx.rng);
-    ctx.log({ fault: "disk-truncate", kind: result.done ? "start" : "skip", nodes: [id], detail: result.note });
-    await ctx.start(id, "disk-truncate");
-    ctx.log({ fault: "disk-truncate", kind: "end", nodes: [id] });
+    if (!(await ctx.settleDataLoss("disk-truncate")) || ctx.dataLossAllowed("disk-truncate") < 1) return "skipped";
+    ctx.diskBusy = true;
+    try {
+      const id = ctx.rng.pick(ctx.ids);
+      const groups = (await ctx.groupsOf(id)) ?? [...ctx.groups];
+      await ctx.kill([id]);
+      const result = await truncateLogTail(ctx.nodes.node(id).dataDir, ctx.rng);
+      if (result.done) ctx.dataLoss.set(id, groups);
+      ctx.log({ fault: "disk-truncate", kind: result.done ? "start" : "skip", nodes: [id], detail: result.note });
+      await ctx.start(id, "disk-truncate");
+      ctx.log({ fault: "disk-truncate", kind: "end", nodes: [id] });
+    } finally {
+      ctx.diskBusy = false;
+    }
   },
   "disk-corrupt": async (ctx) => {
-    const ids = ctx.rng.shuffle([...ctx.ids]).slice(0, ctx.rng.range(1, minorityMax(ctx.ids.length))).sort();
-    await ctx.kill(ids);
-    for (const id of ids) {
-      const result = await flipByte(ctx.nodes.node(id).dataDir, ctx.rng);
-      if (!result.done) {
-        ctx.log({ fault: "disk-corrupt", kind: "skip", nodes: [id], detail: result.note });
-        await ctx.start(id, "disk-corrupt");
-        continue;
-      }
-      ctx.log({ fault: "disk-corrupt", kind: "start", nodes: [id], detail: result.note });
-      ctx.nodes.spawn(id, true);
-      const outcome = await ctx.nodes.waitStarted(id, NODE_REFUSAL_TIMEOUT_MS);
-      if (outcome.state === "exited" && /CORRUPT_DATA/.test(outcome.log)) {
-        const line = outcome.log.split("\n").find((l) => l.includes("CORRUPT_DATA")) ?? "";
-        ctx.log({ fault: "disk-corrupt", kind: "note", nodes: [id], detail: `refused to start as expected: ${line.slice(0, 400)}` });
-      } else {
-        ctx.log({
-          fault: "disk-corrupt",
-          kind: "anomaly",
-          nodes: [id],
-          detail: `expected the node to refuse to start with CORRUPT_DATA after: ${result.note}; it ${outcome.state === "listening" ? "started" : outcome.state}:\n${outcome.log}`,
-        });
-      }
-      await ctx.startWiped(id, "disk-corrupt");
-      ctx.log({ fault: "disk-corrupt", kind: "end", nodes: [id] });
+    if (!(await ctx.settleDataLoss("disk-corrupt"))) return "skipped";
+    const allowed = ctx.dataLossAllowed("disk-corrupt");
+    if (allowed < 1) return "skipped";
+    ctx.diskBusy = true;
+    try {
+      await corrupt(ctx, allowed);
+    } finally {
+      ctx.diskBusy = false;
     }
   },
 };
+
+/** Flips a byte in the logs of 1..allowed stopped nodes; each must refuse to start; then each is wiped and restarted. */
+async function corrupt(ctx: FaultContext, allowed: number): Promise<void> {
+  const ids = ctx.rng.shuffle([...ctx.ids]).slice(0, ctx.rng.range(1, allowed)).sort();
+  const groups = new Map<string, string[]>();
+  for (const id of ids) groups.set(id, (await ctx.groupsOf(id)) ?? [...ctx.groups]);
+  await ctx.kill(ids);
+  for (const id of ids) {
+    const result = await flipByte(ctx.nodes.node(id).dataDir, ctx.rng);
+    if (!result.done) {
+      ctx.log({ fault: "disk-corrupt", kind: "skip", nodes: [id], detail: result.note });
+      await ctx.start(id, "disk-corrupt");
+      continue;
+    }
+    ctx.log({ fault: "disk-corrupt", kind: "start", nodes: [id], detail: result.note });
+    ctx.nodes.spawn(id, true);
+    const outcome = await ctx.nodes.waitStarted(id, NODE_REFUSAL_TIMEOUT_MS);
+    if (outcome.state === "exited" && /CORRUPT_DATA/.test(outcome.log)) {
+      const line = outcome.log.split("\n").find((l) => l.includes("CORRUPT_DATA")) ?? "";
+      ctx.log({ fault: "disk-corrupt", kind: "note", nodes: [id], detail: `refused to start as expected: ${line.slice(0, 400)}` });
+    } else {
+      ctx.log({
+        fault: "disk-corrupt",
+        kind: "anomaly",
+        nodes: [id],
+        detail: `expected the node to refuse to start with CORRUPT_DATA after: ${result.note}; it ${outcome.state === "listening" ? "started" : outcome.state}:\n${outcome.log}`,
+      });
+    }
+    ctx.dataLoss.set(id, groups.get(id)!);
+    await ctx.startWiped(id, "disk-corrupt");
+    ctx.log({ fault: "disk-corrupt", kind: "end", nodes: [id] });
+  }
+}
 
 /** Expands command-line nemesis names (groups or single faults) into fault names. */
 export function expandNemeses(names: readonly string[]): { faults: string[]; membership: boolean } {
@@ -358,6 +463,9 @@ export function expandNemeses(names: readonly string[]): { faults: string[]; mem
   return { faults: [...faults], membership };
 }
 
+/** Answers after which a membership change may or may not have happened. */
+const AMBIGUOUS: ReadonlySet<string> = new Set(["TIMEOUT", "CONNECTION_CLOSED", "INTERNAL"]);
+
 /** The main lane: one episode at a time until the deadline (performance-clock ms of the run). */
 export async function runMainLane(ctx: FaultContext, faults: readonly string[], deadlineMs: number, timing: NemesisTiming): Promise<void> {
   if (faults.length === 0) return;
@@ -365,8 +473,12 @@ export async function runMainLane(ctx: FaultContext, faults: readonly string[], 
   for (let episode = 0; episode < EPISODES_MAX && ctx.now() < deadlineMs - 1000; episode++) {
     const fault = ctx.rng.pick(faults);
     const hold = Math.max(500, Math.min(ctx.rng.range(timing.holdMsMin, timing.holdMsMax), deadlineMs - ctx.now()));
+    if ((await FAULTS[fault]!(ctx, hold)) === "skipped") {
+      // Not possible now (e.g. no data loss while a node is removed): choose again soon.
+      await sleep(Math.min(500, deadlineMs - ctx.now()));
+      continue;
+    }
     ctx.injected[fault] = (ctx.injected[fault] ?? 0) + 1;
-    await FAULTS[fault]!(ctx, hold);
     await sleep(Math.min(ctx.rng.range(timing.quietMsMin, timing.quietMsMax), deadlineMs - ctx.now()));
   }
 }
@@ -376,8 +488,15 @@ export async function runMembershipLane(ctx: FaultContext, deadlineMs: number, t
   const rng = ctx.rng.fork("membership");
   await sleep(Math.min(rng.range(timing.quietMsMin * 2, timing.quietMsMax * 2), deadlineMs - ctx.now()));
   for (let episode = 0; episode < MEMBERSHIP_EPISODES_MAX && ctx.now() < deadlineMs - 3000; episode++) {
+    // A node catching up after losing its data counts as failed: do not remove another one meanwhile.
+    if (!(await ctx.settleDataLoss("membership")) || ctx.diskBusy) {
+      await sleep(Math.min(rng.range(timing.quietMsMin, timing.quietMsMax), deadlineMs - ctx.now()));
+      continue;
+    }
     const id = rng.pick(ctx.ids);
+    ctx.removed.add(id);
     const result = await ctx.membership("cluster.removeNode", id);
+    if (result === "unsupported" || (result !== "ok" && !AMBIGUOUS.has(result.code))) ctx.removed.delete(id);
     if (result === "unsupported") {
       ctx.log({
         fault: "membership",
@@ -386,14 +505,14 @@ export async function runMembershipLane(ctx: FaultContext, deadlineMs: number, t
       });
       return;
     }
-    if (result !== "ok") {
-      ctx.log({ fault: "membership", kind: "note", nodes: [id], detail: `remove failed: ${result.code} ${result.message}` });
+    if (result !== "ok" && !AMBIGUOUS.has(result.code)) {
+      ctx.log({ fault: "membership", kind: "note", nodes: [id], detail: `remove refused: ${result.code} ${result.message}` });
     } else {
+      // An unknown outcome may have removed it: treated as removed, so it is re-added.
       ctx.injected["membership"] = (ctx.injected["membership"] ?? 0) + 1;
-      ctx.removed.add(id);
       // A removed node may stop by itself: not a crash.
       ctx.nodes.node(id).exitExpected = true;
-      ctx.log({ fault: "membership", kind: "start", nodes: [id], detail: "removed" });
+      ctx.log({ fault: "membership", kind: "start", nodes: [id], detail: result === "ok" ? "removed" : `remove outcome unknown (${result.code}): re-added later` });
       await sleep(Math.min(rng.range(timing.holdMsMin, timing.holdMsMax), Math.max(0, deadlineMs - ctx.now())));
       await ctx.readd(id, "membership");
     }

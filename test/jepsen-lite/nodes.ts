@@ -145,6 +145,8 @@ export class NodeProcesses {
       stdio: ["ignore", "pipe", "pipe"],
     });
     n.child = child;
+    // Recent lines are this process's own: an earlier start's error must not be taken for its outcome.
+    n.recent = [];
     n.exitExpected = mayExit;
     n.paused = false;
     n.starts++;

@@ -417,7 +417,6 @@ export async function runJepsen(options: JepsenOptions): Promise<RunSummary> {
           totals.mismatches += r.mismatches.length;
           totals.unexpected += r.unexpected.length;
           totals.unverified += r.unverified;
-          totals.events += r.delivered;
           if (!r.ok) {
             ok = false;
             const first = [...r.gaps.slice(0, 3).map((g) => `gap at ${g.revision} (${g.key})`), ...r.duplicates.slice(0, 3).map((d) => `duplicate ${d.revision}`)];
@@ -427,7 +426,10 @@ export async function runJepsen(options: JepsenOptions): Promise<RunSummary> {
           }
         }
       }
-      for (const w of watchers) totals.restarts += w.restarts;
+      for (const w of watchers) {
+        totals.restarts += w.restarts;
+        totals.events += w.events.length;
+      }
       for (const w of watchers) if (w.truncated) inconclusive.push(`watcher ${w.id}: more than the event limit`);
       watches = { ok, watchers: watchers.length, ...totals, problems };
       if (!ok) violations.push(`watches: ${problems.length} watchers saw gaps, duplicates or wrong events`);
