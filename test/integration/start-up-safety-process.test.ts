@@ -107,8 +107,10 @@ describe("start-up safety of node processes", () => {
     };
     const workers = Array.from({ length: 8 }, (_, w) => worker(w));
     await until("writes flowing", () => outcomes.length >= 40);
+    const signalled = Date.now();
     process.kill(child.pid!, "SIGTERM");
     expect(await exitOf(child)).toBe(0);
+    const stopMs = Date.now() - signalled;
     stop = true;
     await Promise.all(workers);
 
@@ -126,6 +128,7 @@ describe("start-up safety of node processes", () => {
       expect(row, h.group).toMatchObject({ leader: h.to, term: h.term });
     }
     expect(cluster.node(leader).log.at(-1)).toMatch(/node n\d stopped/);
+    console.log(`graceful stop: SIGTERM to exit of the leader ${leader}: ${stopMs} ms (groups handed off: ${handed.map((h) => `${h.group}->${h.to}`).join(", ")})`);
 
     // Every write either got its revision (and is there) or failed with a coded, retryable error.
     expect(outcomes.filter((o) => o.revision !== undefined).length).toBeGreaterThan(40);
@@ -197,9 +200,11 @@ describe("start-up safety of node processes", () => {
     // from the leaders without voting first, and holds every acknowledged write.
     await rm(cluster.node(victim).dataDir, { recursive: true });
     cluster.node(victim).log.length = 0;
+    const wipedAt = Date.now();
     cluster.spawn(victim);
     await cluster.waitListening(victim);
     await caughtUp(victim);
+    console.log(`wiped node ${victim}: spawn to serving all ${acked.size} acknowledged keys from its own replica: ${Date.now() - wipedAt} ms`);
     expect(logOf(victim)).toMatch(/may have lost acknowledged state \(the data directory is empty/);
     expect(logOf(victim)).toMatch(/the cluster has history|meta group has history/);
     await until("victim recovered both groups", () => /group meta recovered/.test(logOf(victim)) && new RegExp(`group ${bucketGroup} recovered`).test(logOf(victim)));
