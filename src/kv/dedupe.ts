@@ -9,10 +9,12 @@
  * the apply path of every put: one lookup that misses, one insertion, one eviction. It is built for that:
  *
  * - Entries live in a ring of typed arrays (time, hash, the revision of an `{ ok: true, revision }`
- *   result, and the id's characters in a fixed 64-byte cell), so a retained entry is no JS object at all:
+ *   result, and the id's characters packed in a fixed 64-byte cell), so a retained entry is no JS object:
  *   the id string and result of every write die young instead of being promoted and traced by the GC.
  *   Ids longer than a cell or outside Latin-1, and every other result shape, are kept as they are in
  *   side arrays (rare: request ids are UUIDs or node-made ids, and most writes succeed).
+ * - An id's characters are read once (get() packs them into probe words and hashes those); comparing
+ *   and storing then work on words. Reading a decoded string's characters is what costs.
  * - Lookups go through an open-addressing table of (hash, ring index) pairs, linear probing with
  *   backward-shift deletion, at most half full: a miss reads one or two adjacent pairs.
  *   (A JS Map is no good here: finding its oldest entry walks over every entry deleted since it last
@@ -22,7 +24,7 @@
  * (<= entriesMax + 1 in apply), so a quiet bucket keeps a small window.
  */
 import { AssertionError } from "../shared/assert.ts";
-import { hashKey } from "./key-table.ts";
+import { hashString, hashWords, packLatin1 } from "./key-table.ts";
 import type { KvResult } from "./types.ts";
 
 export interface DedupeEntry {
@@ -33,8 +35,8 @@ export interface DedupeEntry {
 }
 
 const RING_MIN = 16;
-/** Id characters stored in the ring per entry; longer ids are kept as strings. */
-const ID_CELL_BYTES = 64;
+/** Id characters stored in the ring per entry (packed four to a word); longer ids are kept as strings. */
+const ID_CELL_WORDS = 16;
 /** idLength of an entry whose id is kept in `longIds`. */
 const LONG_ID = -1;
 /** revision of an entry whose result is kept in `otherResults`. */
@@ -63,18 +65,24 @@ export class DedupeWindow {
   /** Revision of an `{ ok: true, revision }` result, or OTHER_RESULT. */
   private revisions = new Float64Array(0);
   private otherResults: (KvResult | undefined)[] = [];
-  /** Id length in characters (its Latin-1 codes in idBytes), or LONG_ID. */
+  /** Id length in characters (packed in idWords), or LONG_ID. */
   private idLengths = new Int32Array(0);
-  private idBytes = new Uint8Array(0);
+  /** ID_CELL_WORDS per entry. */
+  private idWords = new Int32Array(0);
   private longIds: (string | undefined)[] = [];
 
   // ---- the lookup table: pairs (hash, ring index + 1), 0 = empty ----
   private table = new Int32Array(0);
   private tableMask = 0;
 
-  /** The last id get() hashed, and its hash: apply() adds the id it looked up. */
-  private hashedId: string | undefined = undefined;
-  private hashedValue = 0;
+  /**
+   * The id last probed (apply() adds the id it looked up): its hash, its characters packed (when it
+   * fits a cell) and how many words that took, or LONG_ID.
+   */
+  private probedId: string | undefined = undefined;
+  private probeHash = 0;
+  private readonly probeWords = new Int32Array(ID_CELL_WORDS);
+  private probeWordCount = LONG_ID;
 
   constructor(windowMs: number, entriesMax: number) {
     this.windowMs = windowMs;
@@ -92,15 +100,13 @@ export class DedupeWindow {
 
   get(requestId: string): KvResult | undefined {
     if (this.count === 0) return undefined;
-    const hash = hashKey(requestId);
-    this.hashedId = requestId;
-    this.hashedValue = hash;
+    const hash = this.probe(requestId);
     const table = this.table;
     const mask = this.tableMask;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const entry = table[2 * i + 1]!;
       if (entry === 0) return undefined;
-      if (table[2 * i] === hash && this.idEquals(entry - 1, requestId)) return this.resultAt(entry - 1);
+      if (table[2 * i] === hash && this.isProbed(entry - 1)) return this.resultAt(entry - 1);
     }
   }
 
@@ -126,20 +132,19 @@ export class DedupeWindow {
     this.head = 0;
     this.capacity = 0;
     this.grow(); // empty, at the smallest size
-    this.hashedId = undefined;
     for (const entry of entries) this.push(entry.requestId, entry.time, entry.result, isRevisionResult(entry.result));
   }
 
   private push(requestId: string, time: number, result: KvResult, revisionOnly: boolean): void {
     if (this.count === this.capacity) this.grow();
-    const hash = this.hashOf(requestId);
+    const hash = requestId === this.probedId ? this.probeHash : this.probe(requestId);
     const table = this.table;
     const mask = this.tableMask;
     let i = hash & mask;
     for (; ; i = (i + 1) & mask) {
       const entry = table[2 * i + 1]!;
       if (entry === 0) break;
-      if (table[2 * i] === hash && this.idEquals(entry - 1, requestId)) {
+      if (table[2 * i] === hash && this.isProbed(entry - 1)) {
         throw new AssertionError("DedupeWindow: request id already in the window");
       }
     }
@@ -155,54 +160,52 @@ export class DedupeWindow {
       this.revisions[r] = OTHER_RESULT;
       this.otherResults[r] = result;
     }
-    this.storeId(r, requestId);
-  }
-
-  private storeId(r: number, requestId: string): void {
-    const length = requestId.length;
-    if (length <= ID_CELL_BYTES) {
-      const bytes = this.idBytes;
-      const base = r * ID_CELL_BYTES;
-      let k = 0;
-      for (; k < length; k++) {
-        const c = requestId.charCodeAt(k);
-        if (c > 0xff) break;
-        bytes[base + k] = c;
-      }
-      if (k === length) {
-        this.idLengths[r] = length;
-        return;
-      }
+    const count = this.probeWordCount;
+    if (count === LONG_ID) {
+      this.idLengths[r] = LONG_ID;
+      this.longIds[r] = requestId;
+    } else {
+      this.idLengths[r] = requestId.length;
+      const words = this.idWords;
+      const base = r * ID_CELL_WORDS;
+      for (let w = 0; w < count; w++) words[base + w] = this.probeWords[w]!;
     }
-    this.idLengths[r] = LONG_ID;
-    this.longIds[r] = requestId;
   }
 
-  private idEquals(r: number, requestId: string): boolean {
+  /** Packs an id into probeWords (when it fits a cell) and returns its hash; an id always hashes the same way. */
+  private probe(requestId: string): number {
+    const count = packLatin1(requestId, this.probeWords);
+    this.probedId = requestId;
+    this.probeWordCount = count;
+    this.probeHash = count >= 0 ? hashWords(this.probeWords, count, requestId.length) : hashString(requestId);
+    return this.probeHash;
+  }
+
+  /** Is the id of entry `r` the one last probed? */
+  private isProbed(r: number): boolean {
     const length = this.idLengths[r]!;
-    if (length === LONG_ID) return this.longIds[r] === requestId;
-    if (length !== requestId.length) return false;
-    const bytes = this.idBytes;
-    const base = r * ID_CELL_BYTES;
-    for (let k = 0; k < length; k++) if (bytes[base + k] !== requestId.charCodeAt(k)) return false;
+    const count = this.probeWordCount;
+    if (length === LONG_ID) return count === LONG_ID && this.longIds[r] === this.probedId;
+    if (count === LONG_ID || length !== this.probedId!.length) return false;
+    const words = this.idWords;
+    const base = r * ID_CELL_WORDS;
+    for (let w = 0; w < count; w++) if (words[base + w] !== this.probeWords[w]) return false;
     return true;
   }
 
   private idAt(r: number): string {
     const length = this.idLengths[r]!;
     if (length === LONG_ID) return this.longIds[r]!;
-    const base = r * ID_CELL_BYTES;
-    return String.fromCharCode.apply(null, Array.from(this.idBytes.subarray(base, base + length)));
+    const words = this.idWords;
+    const base = r * ID_CELL_WORDS;
+    const codes = new Array<number>(length);
+    for (let k = 0; k < length; k++) codes[k] = (words[base + (k >>> 2)]! >>> (8 * (k & 3))) & 0xff;
+    return String.fromCharCode.apply(null, codes);
   }
 
   private resultAt(r: number): KvResult {
     const revision = this.revisions[r]!;
     return revision === OTHER_RESULT ? this.otherResults[r]! : { ok: true, revision };
-  }
-
-  /** The id's hash; get() just computed it when apply() adds the id it looked up (the same string). */
-  private hashOf(requestId: string): number {
-    return requestId === this.hashedId ? this.hashedValue : hashKey(requestId);
   }
 
   private dropOldest(): void {
@@ -237,7 +240,6 @@ export class DedupeWindow {
     this.longIds[r] = undefined;
     this.head = (r + 1) & (this.capacity - 1);
     this.count--;
-    if (this.count === 0) this.hashedId = undefined;
   }
 
   /** Doubles the ring (entries move to the front, in order) and rebuilds the table at twice the ring size. */
@@ -249,7 +251,7 @@ export class DedupeWindow {
     const revisions = new Float64Array(capacity);
     const otherResults = new Array<KvResult | undefined>(capacity).fill(undefined);
     const idLengths = new Int32Array(capacity);
-    const idBytes = new Uint8Array(capacity * ID_CELL_BYTES);
+    const idWords = new Int32Array(capacity * ID_CELL_WORDS);
     const longIds = new Array<string | undefined>(capacity).fill(undefined);
     const table = new Int32Array(capacity * 4);
     const tableMask = capacity * 2 - 1;
@@ -260,7 +262,7 @@ export class DedupeWindow {
       revisions[n] = this.revisions[from]!;
       otherResults[n] = this.otherResults[from];
       idLengths[n] = this.idLengths[from]!;
-      idBytes.set(this.idBytes.subarray(from * ID_CELL_BYTES, (from + 1) * ID_CELL_BYTES), n * ID_CELL_BYTES);
+      for (let w = 0; w < ID_CELL_WORDS; w++) idWords[n * ID_CELL_WORDS + w] = this.idWords[from * ID_CELL_WORDS + w]!;
       longIds[n] = this.longIds[from];
       let i = hash & tableMask;
       while (table[2 * i + 1] !== 0) i = (i + 1) & tableMask;
@@ -274,7 +276,7 @@ export class DedupeWindow {
     this.revisions = revisions;
     this.otherResults = otherResults;
     this.idLengths = idLengths;
-    this.idBytes = idBytes;
+    this.idWords = idWords;
     this.longIds = longIds;
     this.table = table;
     this.tableMask = tableMask;

@@ -27,7 +27,7 @@
  */
 import { assert } from "../shared/assert.ts";
 import { ExpiryHeap } from "./expiry-heap.ts";
-import { hashKey, KeyTable, type KeyNames } from "./key-table.ts";
+import { hashString, hashWords, KEY_INLINE_WORDS, KeyTable, packLatin1, type KeyNames } from "./key-table.ts";
 import { SortedKeys, type KeyOwner } from "./sorted-keys.ts";
 import type { KvRecord, Operation } from "./types.ts";
 import { VALUE_OFFSET_LIMIT, ValueArena } from "./value-arena.ts";
@@ -62,9 +62,8 @@ const K_OLDEST = 1;
 /** Record count in the low 7 bits (<= 65), FLAG_INLINE, key length from bit 8. */
 const K_COUNT_LENGTH = 2;
 const K_HASH = 3;
-/** Four ints: a key of up to INLINE_CHARS Latin-1 characters, four per int, lowest byte first. */
+/** KEY_INLINE_WORDS ints: a key of up to 16 Latin-1 characters, packed by packLatin1. */
 const K_CHARS = 4;
-const INLINE_CHARS = 16;
 const COUNT_BITS = 8;
 const COUNT_MASK = 0x7f;
 /** The key's characters are all in its row (K_CHARS). */
@@ -137,6 +136,13 @@ export class RecordLog implements KeyNames, KeyOwner {
 
   private arena!: ValueArena;
   expiry!: ExpiryHeap;
+
+  /**
+   * The key last passed to probe(): its characters packed as a key row holds them, and how many words
+   * that took (-1: not a short Latin-1 key). keyMatches() compares rows with it.
+   */
+  private readonly probeWords = new Int32Array(KEY_INLINE_WORDS);
+  private probeWordCount = -1;
   /** Entries in `expiry` whose record was removed. */
   expiryDead!: number;
 
@@ -206,25 +212,21 @@ export class RecordLog implements KeyNames, KeyOwner {
   keyName(id: number): string {
     return this.keyNames[id]!;
   }
-  /** KeyNames, for the key table: is `key` (whose hash is `hash`) the name of key `id`? */
+  /**
+   * KeyNames, for the key table: is `key` (whose hash is `hash`) the name of key `id`? Only called
+   * while the table looks up the key last probed (keyId, ensureKey), so a short key compares as words.
+   */
   keyMatches(id: number, key: string, hash: number): boolean {
     const keyRows = this.keyRows;
     const row = id * KEY_I32;
     if (keyRows[row + K_HASH] !== hash) return false;
     const countLength = keyRows[row + K_COUNT_LENGTH]!;
-    const length = key.length;
-    if (countLength >>> COUNT_BITS !== length) return false;
+    if (countLength >>> COUNT_BITS !== key.length) return false;
     if ((countLength & FLAG_INLINE) === 0) return this.keyNames[id] === key;
-    for (let i = 0, at = row + K_CHARS; i < length; i += 4, at++) {
-      let packed = 0;
-      let all = 0;
-      for (let b = 0; b < 4 && i + b < length; b++) {
-        const c = key.charCodeAt(i + b);
-        all |= c;
-        packed |= c << (8 * b);
-      }
-      if (all > 0xff || packed !== keyRows[at]) return false;
-    }
+    const words = this.probeWords;
+    const count = this.probeWordCount;
+    if (count < 0) return false; // equal keys are either both short Latin-1 or neither
+    for (let w = 0; w < count; w++) if (words[w] !== keyRows[row + K_CHARS + w]) return false;
     return true;
   }
   /** KeyOwner, for the sorted index. */
@@ -249,12 +251,19 @@ export class RecordLog implements KeyNames, KeyOwner {
 
   /** Key id, or -1 when the key has no retained record. */
   keyId(key: string): number {
-    return this.keys.find(key, hashKey(key));
+    return this.keys.find(key, this.probe(key));
+  }
+
+  /** Packs a key into probeWords (when short) and returns its hash, as hashKey() computes it. */
+  private probe(key: string): number {
+    const count = packLatin1(key, this.probeWords);
+    this.probeWordCount = count;
+    return count >= 0 ? hashWords(this.probeWords, count, key.length) : hashString(key);
   }
 
   /** Id of a key, registering it (with no records yet) when new. */
   ensureKey(key: string): number {
-    const hash = hashKey(key);
+    const hash = this.probe(key);
     const existing = this.keys.find(key, hash);
     if (existing !== -1) return existing;
     assert(key.length <= KEY_LENGTH_LIMIT, "key longer than the record log supports");
@@ -267,7 +276,7 @@ export class RecordLog implements KeyNames, KeyOwner {
     return id;
   }
 
-  /** A new key's row: no records, its length, hash and (when short) characters. */
+  /** A new key's row: no records, its length, hash and (when short) characters; `key` was probed last. */
   private initKeyRow(id: number, key: string, hash: number): void {
     const keyRows = this.keyRows;
     const row = id * KEY_I32;
@@ -275,14 +284,9 @@ export class RecordLog implements KeyNames, KeyOwner {
     keyRows[row + K_OLDEST] = -1;
     keyRows[row + K_HASH] = hash;
     keyRows.fill(0, row + K_CHARS, row + KEY_I32);
-    const length = key.length;
-    let inline = length <= INLINE_CHARS;
-    for (let i = 0; inline && i < length; i++) {
-      const c = key.charCodeAt(i);
-      if (c > 0xff) inline = false;
-      else keyRows[row + K_CHARS + (i >>> 2)]! |= c << (8 * (i & 3));
-    }
-    keyRows[row + K_COUNT_LENGTH] = (length << COUNT_BITS) | (inline ? FLAG_INLINE : 0);
+    const count = this.probeWordCount;
+    for (let w = 0; w < count; w++) keyRows[row + K_CHARS + w] = this.probeWords[w]!;
+    keyRows[row + K_COUNT_LENGTH] = (key.length << COUNT_BITS) | (count >= 0 ? FLAG_INLINE : 0);
   }
 
   private newKeyId(): number {
@@ -483,7 +487,7 @@ export class RecordLog implements KeyNames, KeyOwner {
     log.keyNames = keys.slice();
     log.nextKeyId = keys.length;
     for (let k = 0; k < keys.length; k++) {
-      const hash = hashKey(log.keyNames[k]!);
+      const hash = log.probe(log.keyNames[k]!);
       log.initKeyRow(k, log.keyNames[k]!, hash);
       log.keys.insert(k, hash);
     }
