@@ -50,7 +50,7 @@ function groupsOf(c: InProcessCluster, id: string) {
   return [...c.nodes.get(id)!.node.host.allGroups()];
 }
 
-/** Counts the (pre)vote rejections a node sends, and whether it ever sends an append (= it leads). */
+/** Counts the (pre)vote rejections a node sends, and the appends it sends in bucket groups (= it leads one). */
 function spy(c: InProcessCluster, id: string): { rejectedVotes: number; appends: number } {
   const seen = { rejectedVotes: 0, appends: 0 };
   const transport = c.nodes.get(id)!.transport;
@@ -59,7 +59,7 @@ function spy(c: InProcessCluster, id: string): { rejectedVotes: number; appends:
     if (payload.kind === "raft") {
       const m = payload.message;
       if ((m.type === "voteResp" || m.type === "preVoteResp") && m.reject) seen.rejectedVotes++;
-      if (m.type === "app") seen.appends++;
+      if (m.type === "app" && payload.group !== "meta") seen.appends++;
     }
     send(to, payload);
   };
@@ -130,11 +130,14 @@ describe("start-up safety: lost data", () => {
     const staleLeads = spy(c, stale);
     c.heal();
 
-    // `stale` campaigns again and again; `follower` rejects every (pre)vote; nobody leads anything.
+    // `stale` campaigns again and again; `follower` rejects every (pre)vote; nobody leads the bucket.
+    // (`stale` may still lead the meta group, whose log it has whole: then `follower` recovers meta from
+    // it, opens the bucket group recovering, and refuses the bucket votes.)
     await until("the wiped node rejected 6 (pre)votes", () => votes.rejectedVotes >= 6);
+    const isBucket = (g: { id: string }) => g.id !== "meta";
     expect(staleLeads.appends).toBe(0);
-    expect(groupsOf(c, stale).every((g) => !g.isLeader())).toBe(true);
-    expect(groupsOf(c, follower).every((g) => g.recovering && !g.isLeader())).toBe(true);
+    expect(groupsOf(c, stale).filter(isBucket).every((g) => !g.isLeader())).toBe(true);
+    expect(groupsOf(c, follower).filter(isBucket).every((g) => g.recovering && !g.isLeader())).toBe(true);
 
     // The node that has the data returns: the group elects, every acknowledged write is there, and
     // the wiped node recovers from the new leader.
