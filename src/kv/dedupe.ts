@@ -15,8 +15,11 @@
  *   side arrays (rare: request ids are UUIDs or node-made ids, and most writes succeed).
  * - An id's characters are read once (get() packs them into probe words and hashes those); comparing
  *   and storing then work on words. Reading a decoded string's characters is what costs.
- * - Lookups go through an open-addressing table of (hash, ring index) pairs, linear probing with
- *   backward-shift deletion, at most half full: a miss reads one or two adjacent pairs.
+ * - Lookups go through hash buckets chained through the ring: every entry has a sequence number
+ *   (never reused), a bucket holds the sequence number of its newest entry and each entry that of the
+ *   next older one in its bucket. A chain descends in age, so it ends at the first entry that is no
+ *   longer in the window: evicting an entry touches no bucket at all (with two buckets per ring cell,
+ *   a lookup that misses reads one bucket and, a third of the time, one entry's hash).
  *   (A JS Map is no good here: finding its oldest entry walks over every entry deleted since it last
  *   rehashed, which made each eviction a scan of up to entriesMax holes.)
  *
@@ -41,6 +44,8 @@ const ID_CELL_WORDS = 16;
 const LONG_ID = -1;
 /** revision of an entry whose result is kept in `otherResults`. */
 const OTHER_RESULT = -1;
+/** No entry (below every sequence number). */
+const NONE = -1;
 
 /** Is `result` exactly `{ ok: true, revision }` (two fields, in that order), so it can be rebuilt from the revision? */
 function isRevisionResult(result: KvResult): boolean {
@@ -59,7 +64,11 @@ export class DedupeWindow {
   // ---- the ring: entries oldest first, from `head`, `count` of them ----
   private capacity = 0;
   private head = 0;
+  /** Sequence number of the entry at `head`; the next entry added gets headSeq + count. */
+  private headSeq = 0;
   private count = 0;
+  /** Sequence number of the next older entry in the same bucket, or NONE. */
+  private nexts = new Float64Array(0);
   private times = new Float64Array(0);
   private hashes = new Int32Array(0);
   /** Revision of an `{ ok: true, revision }` result, or OTHER_RESULT. */
@@ -71,9 +80,9 @@ export class DedupeWindow {
   private idWords = new Int32Array(0);
   private longIds: (string | undefined)[] = [];
 
-  // ---- the lookup table: pairs (hash, ring index + 1), 0 = empty ----
-  private table = new Int32Array(0);
-  private tableMask = 0;
+  // ---- the buckets: sequence number of the newest entry whose hash & bucketMask is the bucket, or NONE ----
+  private buckets = new Float64Array(0);
+  private bucketMask = 0;
 
   /**
    * The id last probed (apply() adds the id it looked up): its hash, its characters packed (when it
@@ -100,14 +109,21 @@ export class DedupeWindow {
 
   get(requestId: string): KvResult | undefined {
     if (this.count === 0) return undefined;
-    const hash = this.probe(requestId);
-    const table = this.table;
-    const mask = this.tableMask;
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const entry = table[2 * i + 1]!;
-      if (entry === 0) return undefined;
-      if (table[2 * i] === hash && this.isProbed(entry - 1)) return this.resultAt(entry - 1);
+    const r = this.find(this.probe(requestId));
+    return r === -1 ? undefined : this.resultAt(r);
+  }
+
+  /** Ring index of the entry whose id is the one last probed (with hash `hash`), or -1. */
+  private find(hash: number): number {
+    const headSeq = this.headSeq;
+    const mask = this.capacity - 1;
+    // Chains descend in sequence number: the first one below headSeq (or NONE) ends it.
+    for (let seq = this.buckets[hash & this.bucketMask]!; seq >= headSeq; ) {
+      const r = (this.head + (seq - headSeq)) & mask;
+      if (this.hashes[r] === hash && this.isProbed(r)) return r;
+      seq = this.nexts[r]!;
     }
+    return -1;
   }
 
   /** Records the result of an id that is not in the window (apply() looked it up first). */
@@ -130,6 +146,7 @@ export class DedupeWindow {
   load(entries: readonly DedupeEntry[]): void {
     this.count = 0;
     this.head = 0;
+    this.headSeq = 0;
     this.capacity = 0;
     this.grow(); // empty, at the smallest size
     for (const entry of entries) this.push(entry.requestId, entry.time, entry.result, isRevisionResult(entry.result));
@@ -138,20 +155,13 @@ export class DedupeWindow {
   private push(requestId: string, time: number, result: KvResult, revisionOnly: boolean): void {
     if (this.count === this.capacity) this.grow();
     const hash = requestId === this.probedId ? this.probeHash : this.probe(requestId);
-    const table = this.table;
-    const mask = this.tableMask;
-    let i = hash & mask;
-    for (; ; i = (i + 1) & mask) {
-      const entry = table[2 * i + 1]!;
-      if (entry === 0) break;
-      if (table[2 * i] === hash && this.isProbed(entry - 1)) {
-        throw new AssertionError("DedupeWindow: request id already in the window");
-      }
-    }
+    if (this.find(hash) !== -1) throw new AssertionError("DedupeWindow: request id already in the window");
+    const seq = this.headSeq + this.count;
     const r = (this.head + this.count) & (this.capacity - 1);
     this.count++;
-    table[2 * i] = hash;
-    table[2 * i + 1] = r + 1;
+    const bucket = hash & this.bucketMask;
+    this.nexts[r] = this.buckets[bucket]!;
+    this.buckets[bucket] = seq;
     this.times[r] = time;
     this.hashes[r] = hash;
     if (revisionOnly) {
@@ -208,41 +218,17 @@ export class DedupeWindow {
     return revision === OTHER_RESULT ? this.otherResults[r]! : { ok: true, revision };
   }
 
+  /** Forgets the oldest entry: its sequence number falls below headSeq, which ends every chain there. */
   private dropOldest(): void {
     const r = this.head;
-    const table = this.table;
-    const mask = this.tableMask;
-    let i = this.hashes[r]! & mask;
-    while (table[2 * i + 1] !== r + 1) {
-      if (table[2 * i + 1] === 0) throw new AssertionError("DedupeWindow: entry missing from the table");
-      i = (i + 1) & mask;
-    }
-    // Backward-shift deletion: pull later pairs of the probe run into the hole, so lookups never stop
-    // early at it.
-    for (let j = i; ; ) {
-      table[2 * i + 1] = 0;
-      let entry: number;
-      for (;;) {
-        j = (j + 1) & mask;
-        entry = table[2 * j + 1]!;
-        if (entry === 0) break;
-        const home = table[2 * j]! & mask;
-        // The pair at j may move to i unless its home lies cyclically in (i, j].
-        const stays = i <= j ? i < home && home <= j : i < home || home <= j;
-        if (!stays) break;
-      }
-      if (entry === 0) break;
-      table[2 * i] = table[2 * j]!;
-      table[2 * i + 1] = entry;
-      i = j;
-    }
     this.otherResults[r] = undefined;
     this.longIds[r] = undefined;
     this.head = (r + 1) & (this.capacity - 1);
+    this.headSeq++;
     this.count--;
   }
 
-  /** Doubles the ring (entries move to the front, in order) and rebuilds the table at twice the ring size. */
+  /** Doubles the ring (entries move to the front, in order) and rebuilds the chains in twice as many buckets. */
   private grow(): void {
     const oldCapacity = this.capacity;
     const capacity = Math.max(RING_MIN, oldCapacity * 2);
@@ -253,8 +239,9 @@ export class DedupeWindow {
     const idLengths = new Int32Array(capacity);
     const idWords = new Int32Array(capacity * ID_CELL_WORDS);
     const longIds = new Array<string | undefined>(capacity).fill(undefined);
-    const table = new Int32Array(capacity * 4);
-    const tableMask = capacity * 2 - 1;
+    const nexts = new Float64Array(capacity);
+    const buckets = new Float64Array(capacity * 2).fill(NONE);
+    const bucketMask = capacity * 2 - 1;
     for (let n = 0; n < this.count; n++) {
       const from = (this.head + n) & (oldCapacity - 1);
       times[n] = this.times[from]!;
@@ -264,10 +251,8 @@ export class DedupeWindow {
       idLengths[n] = this.idLengths[from]!;
       for (let w = 0; w < ID_CELL_WORDS; w++) idWords[n * ID_CELL_WORDS + w] = this.idWords[from * ID_CELL_WORDS + w]!;
       longIds[n] = this.longIds[from];
-      let i = hash & tableMask;
-      while (table[2 * i + 1] !== 0) i = (i + 1) & tableMask;
-      table[2 * i] = hash;
-      table[2 * i + 1] = n + 1;
+      nexts[n] = buckets[hash & bucketMask]!;
+      buckets[hash & bucketMask] = this.headSeq + n; // oldest first, so each bucket ends at its newest
     }
     this.capacity = capacity;
     this.head = 0;
@@ -278,7 +263,8 @@ export class DedupeWindow {
     this.idLengths = idLengths;
     this.idWords = idWords;
     this.longIds = longIds;
-    this.table = table;
-    this.tableMask = tableMask;
+    this.nexts = nexts;
+    this.buckets = buckets;
+    this.bucketMask = bucketMask;
   }
 }
