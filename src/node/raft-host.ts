@@ -228,6 +228,9 @@ export class RaftHost {
     );
     const group = new Group(id, core, storage, sm, applied, confState);
     group.recovering = recovering;
+    if (recovering && confState.voters.length === 1 && confState.voters[0] === this.options.nodeId && storage.lastIndex() === 0) {
+      this.options.logger.error(`group ${id}: this node is its only voter and lost its data: the group stays down, there is nobody to recover it from`);
+    }
     this.groups.set(id, group);
     if (fresh && bootstrap.campaign && voters.includes(this.options.nodeId)) {
       group.bootstrapCampaign = true;

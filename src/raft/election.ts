@@ -17,8 +17,14 @@ export function hup(r: Raft, transfer: boolean): void {
     return;
   }
   if (r.recovering) {
-    r.logLine("not campaigning: recovering (may have lost acknowledged state)");
-    return;
+    if (r.voters.length === 1 && r.voters[0] === r.id && r.log.lastIndex() > 0) {
+      // No one else holds this group's log: there is nobody to recover from, and what we kept (a
+      // prefix of it: a torn tail was cut) is all there is. Waiting would only keep it down forever.
+      endRecovery(r, "the only voter of its group: nobody to recover from; going on with the log it kept");
+    } else {
+      r.logLine("not campaigning: recovering (may have lost acknowledged state)");
+      return;
+    }
   }
   if (hasUnappliedConfChanges(r)) {
     // The membership we would campaign under is about to change (etcd does the same).

@@ -8,6 +8,9 @@
  * Method: startCluster in memory (MemoryLogStore crash = what was fsynced survives; wipe = a new empty
  * store) with the memory hub's partitions, the real client over loopback; waits are on conditions.
  */
+import { mkdtemp, readdir, rm, stat, truncate } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, Kvm, type Connection, type KV } from "../../src/client/index.ts";
 import { startCluster, type InProcessCluster } from "../../src/node/embed.ts";
@@ -149,6 +152,40 @@ describe("start-up safety: lost data", () => {
       const groups = groupsOf(c, follower);
       return groups.length === 2 && groups.every((g) => !g.recovering);
     });
+  });
+});
+
+describe("start-up safety: the only voter", () => {
+  it("a single-node cluster whose newest LevelDB log lost its tail comes back with what it kept and serves", async () => {
+    const root = await mkdtemp(join(tmpdir(), "cairn-single-"));
+    try {
+      cluster = await startCluster({ nodes: 1, dataDir: root });
+      const c = cluster;
+      const admin = await connect({ servers: c.urls, timeoutMs: 10_000 });
+      conns.push(admin);
+      await new Kvm(admin).create("solo", { replicas: 1 });
+      const kv = await open(c, ["n1"], "solo");
+      const revisions: number[] = [];
+      for (let i = 0; i < 20; i++) revisions.push(await kv.put(`k.${i}`, `v${i}`));
+      await c.kill("n1");
+      const level = join(root, "n1", "level");
+      const newest = (await readdir(level)).filter((n) => n.endsWith(".log")).sort().at(-1)!;
+      const size = (await stat(join(level, newest))).size;
+      expect(size).toBeGreaterThan(100);
+      await truncate(join(level, newest), size - 30); // inside the last write: a torn tail
+      await c.restart("n1");
+      expect(c.nodes.get("n1")!.recovery.state.reason).toMatch(/torn tail/);
+      const again = await open(c, ["n1"], "solo");
+      // It kept a prefix of what it acknowledged (the cut write, at most, is gone) and serves again.
+      const after = await again.put("after", "restart", { timeoutMs: 15_000 });
+      const kept = revisions.filter((_, i) => i < 19);
+      for (const [i, revision] of kept.entries()) expect((await again.get(`k.${i}`))?.revision, `k.${i}`).toBe(revision);
+      expect(after).toBeGreaterThan(kept.at(-1)!);
+    } finally {
+      await cluster?.stop();
+      cluster = null;
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 

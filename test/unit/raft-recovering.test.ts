@@ -73,6 +73,16 @@ describe("raft recovering mode: no campaigns, no votes", () => {
     expect(core.status()).toMatchObject({ vote: "n2", recovering: false });
   });
 
+  it("the only voter of a group goes on with the log it kept (nobody to recover from); with no log at all it stays down", () => {
+    const storage = new MemoryStorage({ confState: { voters: ["n1"], learners: [] }, hardState: { term: 2, vote: "n1", commit: 2 }, entries: entriesOf([1, 2]) });
+    const kept = new RaftCore(testConfig("n1", { recovering: true }), storage);
+    kept.campaign();
+    expect(kept.status()).toMatchObject({ role: "leader", term: 3, recovering: false });
+    const { core: empty } = lone("n1", ["n1"], { recovering: true });
+    for (let i = 0; i < 100; i++) empty.tick();
+    expect(empty.status()).toMatchObject({ role: "follower", term: 0, recovering: true });
+  });
+
   it("validates the option", () => {
     expect(() => lone("n1", VOTERS, { recovering: "yes" as unknown as boolean })).toThrow(/recovering must be a boolean/);
   });
