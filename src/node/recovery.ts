@@ -27,7 +27,10 @@
  * answer with history ends the probe and the node recovers from the leader instead. Pre-vote keeps the
  * first nodes to finish from raising anyone's term before the others have asked (recovering nodes refuse
  * pre-votes). The rule assumes one node at a time loses its state: two wiped voters of a 3-voter group
- * are beyond what any quorum system survives.
+ * are beyond what any quorum system survives. A group this node is the only voter of has nobody to
+ * recover from: with a log left (a torn tail cut) it goes on with it (the Raft core lifts the mode when
+ * it campaigns); with nothing left it stays down (an R1 bucket whose node lost its disk). A single-node
+ * cluster with an empty directory passes the probe (no other member) and starts as new.
  *
  * Durable records (node metadata of the log store): "recovery" = the current episode (or none);
  * "recovered:<group>" = the episode in which that group recovered.
