@@ -542,11 +542,12 @@ export class RecordLog implements KeyNames, KeyOwner {
       i32[iTo + I_CHUNK] = fromI32[iFrom + I_CHUNK]!;
       i32[iTo + I_OFFSET_OP] = fromI32[iFrom + I_OFFSET_OP]!;
       i32[iTo + I_LENGTH] = fromI32[iFrom + I_LENGTH]!;
-      // A key's newest slot is its highest and its oldest its lowest, so an entry already renumbered
-      // (to <= slot) can never be mistaken for a later old slot of the same key.
+      // A record is its key's newest exactly when it has no newer one (oldest: no older one). Knowing
+      // that from the row itself, the key rows are only written, never read: a read of a random key
+      // row per record would wait for memory a million times.
       const row = id * KEY_I32;
-      if (keyRows[row + K_NEWEST] === slot) keyRows[row + K_NEWEST] = to;
-      if (keyRows[row + K_OLDEST] === slot) keyRows[row + K_OLDEST] = to;
+      if (newer === -1) keyRows[row + K_NEWEST] = to;
+      if (older === -1) keyRows[row + K_OLDEST] = to;
     }
     this.first = 0;
     this.end = live;
@@ -584,7 +585,7 @@ export class RecordLog implements KeyNames, KeyOwner {
       const length = i32[i + I_LENGTH]!;
       if (i32[i + I_KEY] === -1 || length === 0) continue;
       const offsetOp = i32[i + I_OFFSET_OP]!;
-      i32[i + I_CHUNK] = arena.store(old.view(i32[i + I_CHUNK]!, offsetOp >>> OP_BITS, length));
+      i32[i + I_CHUNK] = arena.storeFrom(old, i32[i + I_CHUNK]!, offsetOp >>> OP_BITS, length);
       i32[i + I_OFFSET_OP] = (arena.lastOffset << OP_BITS) | (offsetOp & ((1 << OP_BITS) - 1));
     }
     this.arena = arena;

@@ -162,6 +162,18 @@ describe("ValueArena", () => {
     expect(arena.liveBytes).toBe(stored.filter((_, i) => i % 2 === 1).reduce((n, s) => n + s.bytes.length, 0));
   });
 
+  it("copies values from another arena (compaction) exactly, whatever their length", () => {
+    const from = new ValueArena();
+    const to = new ValueArena();
+    for (let i = 0; i < 3000; i++) {
+      const bytes = Uint8Array.from({ length: 1 + ((i * 37) % 1500) }, (_, j) => (i * 7 + j) & 0xff);
+      const id = from.store(bytes);
+      const copied = to.storeFrom(from, id, from.lastOffset, bytes.length);
+      expect(to.view(copied, to.lastOffset, bytes.length)).toEqual(bytes);
+    }
+    expect(to.liveBytes).toBe(from.liveBytes);
+  });
+
   it("gives large values a chunk of their own", () => {
     const arena = new ValueArena();
     const big = new Uint8Array(100_000).fill(9);
