@@ -91,6 +91,7 @@ const runs = positiveInt(values.runs, "runs", 1);
 const outRoot = values.out === undefined ? undefined : resolve(values.out);
 
 const summaries: RunSummary[] = [];
+const aborted: { run: number; seed: number; reason: string }[] = [];
 for (let i = 0; i < runs; i++) {
   const runSeed = seed + i;
   const common = { seed: runSeed, ...(outRoot !== undefined ? { outDir: runs > 1 ? join(outRoot, `run${i + 1}-seed${runSeed}`) : outRoot } : {}) };
@@ -102,6 +103,7 @@ for (let i = 0; i < runs; i++) {
     summaries.push(await runJepsen(options));
   } catch (error) {
     process.stderr.write(`run ${i + 1} (seed ${runSeed}) aborted: ${(error as Error).stack ?? String(error)}\n`);
+    aborted.push({ run: i + 1, seed: runSeed, reason: String((error as Error).message ?? error).split("\n")[0]! });
     process.exitCode = 2;
   }
 }
@@ -123,7 +125,7 @@ if (runs > 1) {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (cells: string[]): string => "| " + cells.map((cell, c) => cell.padEnd(widths[c]!)).join(" | ") + " |";
   process.stdout.write([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n") + "\n");
-  if (summaries.length < runs) process.stdout.write(`${runs - summaries.length} run(s) aborted (see above)\n`);
+  for (const a of aborted) process.stdout.write(`run ${a.run} (seed ${a.seed}) ABORTED: ${a.reason}\n`);
 }
 
 const negative = values["negative-control"] === true;

@@ -305,8 +305,12 @@ export async function runJepsen(options: JepsenOptions): Promise<RunSummary> {
     let stopWorkers = false;
     const intervalMs = (options.clients / options.rate) * 1000;
     const workers = clients.map(async (client) => {
+      // Open-loop pacing: each client starts an op every intervalMs on average, whatever the ops'
+      // latency (a client behind schedule by more than one interval starts over instead of bursting).
+      let nextAt = recorder.now() + intervalMs * client.rng.float();
       while (!stopWorkers && recorder.now() < deadline && !recorder.full()) {
-        await sleep(intervalMs * (0.5 + client.rng.float()));
+        await sleep(nextAt - recorder.now());
+        nextAt = Math.max(nextAt, recorder.now() - intervalMs) + intervalMs * (0.5 + client.rng.float());
         if (stopWorkers || recorder.now() >= deadline) break;
         const workload = client.rng.pick(options.workloads);
         await STEPS[workload](wctx, client);
@@ -488,6 +492,10 @@ export async function runJepsen(options: JepsenOptions): Promise<RunSummary> {
     await writeFile(join(outDir, "summary.json"), JSON.stringify(summary, null, 1));
     log(formatSummary(summary));
     return summary;
+  } catch (error) {
+    // An aborted run (setup failed, a harness bug): keep why, next to whatever it wrote.
+    await writeFile(join(outDir, "abort.txt"), `${(error as Error).stack ?? String(error)}\n`).catch(() => undefined);
+    throw error;
   } finally {
     for (const w of watchers) await w.stop().catch(() => undefined);
     for (const conn of connections) await conn.close().catch(() => undefined);
