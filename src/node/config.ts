@@ -4,6 +4,12 @@
  */
 import { CairnError } from "../shared/errors.ts";
 
+/**
+ * "fsync" (default): a write is acknowledged once a quorum has it fsynced. "none": UNSAFE, NATS's lazy
+ * sync: each node acknowledges writes from memory and writes them to storage up to 1 s later, never
+ * fsynced (log-store-level.ts); a crash of a majority, even a kill -9, loses acknowledged writes and
+ * votes. For benchmarks and the negative controls of fault tests only.
+ */
 export type Durability = "fsync" | "none";
 
 export interface RaftTiming {
