@@ -31,9 +31,13 @@ import { CairnError } from "../shared/errors.ts";
 import { crc32c } from "./checksum.ts";
 
 export const LOG_STORE_LIMITS = {
-  /** Group names are key prefixes and file name parts. */
-  groupNameBytesMax: 200,
-  metaKeyBytesMax: 200,
+  /**
+   * Group names are key prefixes and (escaped, hashed when long) file name parts. A bucket group is
+   * "b:<bucket>:<index>": 2 + 252 (longest bucket name) + 1 + up to 16 digits = 271 bytes.
+   */
+  groupNameBytesMax: 300,
+  /** Node metadata keys embed a group name behind a short prefix ("left:", "recovered:", ...). */
+  metaKeyBytesMax: 400,
   metaValueBytesMax: 64 * 1024,
   /** Entry data size limit; the Raft core's message limits keep real entries far below it. */
   entryDataBytesMax: 64 * 1024 * 1024,
