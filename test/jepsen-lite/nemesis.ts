@@ -256,6 +256,7 @@ export class FaultContext {
         this.removed.delete(id);
         this.log({ fault, kind: "end", nodes: [id], detail: `re-added${attempt > 0 ? ` after ${attempt + 1} attempts` : ""}` });
         if (!this.nodes.isRunning(id)) await this.start(id, fault);
+        else this.nodes.node(id).exitExpected = false;
         return true;
       }
       if (result === "unsupported") return false;
@@ -466,20 +467,37 @@ export function expandNemeses(names: readonly string[]): { faults: string[]; mem
 /** Answers after which a membership change may or may not have happened. */
 const AMBIGUOUS: ReadonlySet<string> = new Set(["TIMEOUT", "CONNECTION_CLOSED", "INTERNAL"]);
 
-/** The main lane: one episode at a time until the deadline (performance-clock ms of the run). */
+/**
+ * After the deadline, a lane goes on until each of its faults was injected once, for at most this
+ * long: every run exercises every fault it was given, however slow the machine.
+ */
+export const COVERAGE_GRACE_MS = 120_000;
+
+/**
+ * The main lane: one episode at a time until the deadline (run-clock ms) and until every fault was
+ * injected once (bounded by COVERAGE_GRACE_MS). Faults come from a seeded bag: each fault once per
+ * round, in shuffled order; a fault that cannot be injected now goes back to the end of the bag.
+ */
 export async function runMainLane(ctx: FaultContext, faults: readonly string[], deadlineMs: number, timing: NemesisTiming): Promise<void> {
   if (faults.length === 0) return;
+  const pending = new Set(faults);
+  const hardDeadline = deadlineMs + COVERAGE_GRACE_MS;
+  const more = (): boolean => (ctx.now() < deadlineMs - 1000 || pending.size > 0) && ctx.now() < hardDeadline;
+  let bag: string[] = [];
   await sleep(Math.min(ctx.rng.range(timing.quietMsMin, timing.quietMsMax), deadlineMs - ctx.now()));
-  for (let episode = 0; episode < EPISODES_MAX && ctx.now() < deadlineMs - 1000; episode++) {
-    const fault = ctx.rng.pick(faults);
-    const hold = Math.max(500, Math.min(ctx.rng.range(timing.holdMsMin, timing.holdMsMax), deadlineMs - ctx.now()));
+  for (let episode = 0; episode < EPISODES_MAX && more(); episode++) {
+    if (bag.length === 0) bag = ctx.rng.shuffle([...faults]);
+    const fault = bag.shift()!;
+    const hold = Math.max(1000, Math.min(ctx.rng.range(timing.holdMsMin, timing.holdMsMax), deadlineMs - ctx.now()));
     if ((await FAULTS[fault]!(ctx, hold)) === "skipped") {
-      // Not possible now (e.g. no data loss while a node is removed): choose again soon.
-      await sleep(Math.min(500, deadlineMs - ctx.now()));
+      // Not possible now (e.g. no data loss while a node is removed): try it again later.
+      bag.push(fault);
+      await sleep(500);
       continue;
     }
     ctx.injected[fault] = (ctx.injected[fault] ?? 0) + 1;
-    await sleep(Math.min(ctx.rng.range(timing.quietMsMin, timing.quietMsMax), deadlineMs - ctx.now()));
+    pending.delete(fault);
+    if (more()) await sleep(ctx.rng.range(timing.quietMsMin, timing.quietMsMax));
   }
 }
 
@@ -487,7 +505,9 @@ export async function runMainLane(ctx: FaultContext, faults: readonly string[], 
 export async function runMembershipLane(ctx: FaultContext, deadlineMs: number, timing: NemesisTiming): Promise<void> {
   const rng = ctx.rng.fork("membership");
   await sleep(Math.min(rng.range(timing.quietMsMin * 2, timing.quietMsMax * 2), deadlineMs - ctx.now()));
-  for (let episode = 0; episode < MEMBERSHIP_EPISODES_MAX && ctx.now() < deadlineMs - 3000; episode++) {
+  const hardDeadline = deadlineMs + COVERAGE_GRACE_MS;
+  const more = (): boolean => (ctx.now() < deadlineMs - 3000 || (ctx.injected["membership"] ?? 0) === 0) && ctx.now() < hardDeadline;
+  for (let episode = 0; episode < MEMBERSHIP_EPISODES_MAX && more(); episode++) {
     // A node catching up after losing its data counts as failed: do not remove another one meanwhile.
     if (!(await ctx.settleDataLoss("membership")) || ctx.diskBusy) {
       await sleep(Math.min(rng.range(timing.quietMsMin, timing.quietMsMax), deadlineMs - ctx.now()));
@@ -513,7 +533,7 @@ export async function runMembershipLane(ctx: FaultContext, deadlineMs: number, t
       // A removed node may stop by itself: not a crash.
       ctx.nodes.node(id).exitExpected = true;
       ctx.log({ fault: "membership", kind: "start", nodes: [id], detail: result === "ok" ? "removed" : `remove outcome unknown (${result.code}): re-added later` });
-      await sleep(Math.min(rng.range(timing.holdMsMin, timing.holdMsMax), Math.max(0, deadlineMs - ctx.now())));
+      await sleep(Math.max(1000, Math.min(rng.range(timing.holdMsMin, timing.holdMsMax), deadlineMs - ctx.now())));
       await ctx.readd(id, "membership");
     }
     await sleep(Math.min(rng.range(timing.quietMsMin * 2, timing.quietMsMax * 2), deadlineMs - ctx.now()));

@@ -3,12 +3,12 @@
  * own data directory and its OWN generated config file, which names the fault proxy's routes as its
  * peers' addresses (so every peer connection crosses the proxy). Kept apart from
  * test/support/process-cluster.ts because the harness needs per-node configs, exit outcomes (a node
- * that refuses to start with CORRUPT_DATA is an expected result of a disk fault), data wipes and log
- * files. Only processes this module spawned are signalled, by pid.
+ * that refuses to start with CORRUPT_DATA is an expected result of a disk fault), data wipes, log
+ * files, and one snapshot of the code per run. Only processes this module spawned are signalled, by pid.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { join, resolve } from "node:path";
 import { freePort } from "../support/process-cluster.ts";
@@ -67,15 +67,33 @@ export interface NodeProcessesOptions {
   route: (from: string, to: string, real: string) => Promise<string>;
 }
 
+/**
+ * Copies the node code (src/, package.json, tsconfig.json; node_modules linked) into `dir`, so that
+ * every process of a run, restarts included, runs the code as it was when the run started, even while
+ * the working tree changes under it.
+ */
+async function snapshotCode(dir: string): Promise<string> {
+  const code = join(dir, "code");
+  await mkdir(code, { recursive: true });
+  await cp(join(REPO, "src"), join(code, "src"), { recursive: true });
+  for (const file of ["package.json", "tsconfig.json"]) await copyFile(join(REPO, file), join(code, file));
+  await symlink(join(REPO, "node_modules"), join(code, "node_modules"), "dir");
+  return code;
+}
+
 export class NodeProcesses {
   readonly nodes = new Map<string, JepsenNode>();
   readonly unexpectedExits: UnexpectedExit[] = [];
   private readonly logs = new Map<string, { stream: WriteStream; bytes: number }>();
 
-  private constructor(private readonly options: NodeProcessesOptions) {}
+  private constructor(
+    private readonly options: NodeProcessesOptions,
+    /** The copy of the code the nodes run (snapshotCode). */
+    readonly codeDir: string,
+  ) {}
 
   static async create(options: NodeProcessesOptions): Promise<NodeProcesses> {
-    const processes = new NodeProcesses(options);
+    const processes = new NodeProcesses(options, await snapshotCode(options.dir));
     const specs: NodeSpec[] = [];
     for (let i = 1; i <= options.nodes; i++) {
       specs.push({ id: `n${i}`, peer: `127.0.0.1:${await freePort()}`, client: `127.0.0.1:${await freePort()}` });
@@ -139,8 +157,8 @@ export class NodeProcesses {
   spawn(id: string, mayExit = false): void {
     const n = this.node(id);
     if (n.child !== null) throw new Error(`node ${id} is already running`);
-    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "src", "node", "run-node.ts"), "--id", id, "--config", n.configPath], {
-      cwd: REPO,
+    const child = spawn(process.execPath, ["--import", "tsx", join(this.codeDir, "src", "node", "run-node.ts"), "--id", id, "--config", n.configPath], {
+      cwd: this.codeDir,
       env: { ...process.env, CAIRN_LOG_LEVEL: process.env.CAIRN_LOG_LEVEL ?? "info", CAIRN_LOG_PRETTY: "0" },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -4,6 +4,7 @@
  * state, check, and write the outputs (README.md describes them). `runJepsen` returns the verdict;
  * run.ts is the command line around it, jepsen.test.ts the short profile in `npm test`.
  */
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
@@ -121,6 +122,8 @@ export interface RunSummary {
   outDir: string;
   options: Omit<JepsenOptions, "log">;
   startedAt: string;
+  /** The code the nodes ran: commit, and the files of src/ that differed from it (copied at the start). */
+  code: { commit: string; uncommitted: string[] };
   durationSec: number;
   ops: number;
   faultsInjected: Record<string, number>;
@@ -179,6 +182,17 @@ export function replayCommand(o: JepsenOptions): string {
   );
 }
 
+/** The commit checked out and the files of src/ that differ from it (best effort: no git, no facts). */
+function codeVersion(): { commit: string; uncommitted: string[] } {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: REPO, encoding: "utf8" }).trim();
+    const status = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: REPO, encoding: "utf8" });
+    return { commit, uncommitted: status.split("\n").filter((l) => l.trim() !== "").map((l) => l.slice(3)) };
+  } catch {
+    return { commit: "unknown", uncommitted: [] };
+  }
+}
+
 function stamp(date: Date): string {
   return date.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
@@ -228,6 +242,8 @@ export async function runJepsen(options: JepsenOptions): Promise<RunSummary> {
   log(`jepsen-lite: seed ${options.seed}; output ${outDir}`);
   log(`  replay: ${command}`);
 
+  const code = codeVersion();
+  if (code.uncommitted.length > 0) log(`  note: the nodes run src/ with uncommitted changes: ${code.uncommitted.join(", ")}`);
   const { faults, membership } = expandNemeses(options.nemesis);
   const rng = new Prng(options.seed);
   const recorder = new Recorder();
@@ -308,16 +324,17 @@ export async function runJepsen(options: JepsenOptions): Promise<RunSummary> {
       // Open-loop pacing: each client starts an op every intervalMs on average, whatever the ops'
       // latency (a client behind schedule by more than one interval starts over instead of bursting).
       let nextAt = recorder.now() + intervalMs * client.rng.float();
-      while (!stopWorkers && recorder.now() < deadline && !recorder.full()) {
+      while (!stopWorkers && !recorder.full()) {
         await sleep(nextAt - recorder.now());
         nextAt = Math.max(nextAt, recorder.now() - intervalMs) + intervalMs * (0.5 + client.rng.float());
-        if (stopWorkers || recorder.now() >= deadline) break;
+        if (stopWorkers) break;
         const workload = client.rng.pick(options.workloads);
         await STEPS[workload](wctx, client);
       }
     });
     const lanes = [runMainLane(ctx, faults, deadline, options.timing)];
     if (membership) lanes.push(runMembershipLane(ctx, deadline, options.timing));
+    // The lanes end at the deadline, or later until each fault was injected once (bounded).
     await Promise.all(lanes);
     await sleep(deadline - recorder.now());
     stopWorkers = true;
@@ -469,6 +486,7 @@ export async function runJepsen(options: JepsenOptions): Promise<RunSummary> {
       outDir,
       options: plainOptions,
       startedAt: started.toISOString(),
+      code,
       durationSec: Math.round((Date.now() - started.getTime()) / 100) / 10,
       ops: recorder.ops.length,
       faultsInjected: ctx.injected,
