@@ -27,7 +27,7 @@
  * (<= entriesMax + 1 in apply), so a quiet bucket keeps a small window.
  */
 import { AssertionError } from "../shared/assert.ts";
-import { hashString, hashWords, packLatin1 } from "./key-table.ts";
+import { hashString, hashWords, packLatin1 } from "./hash.ts";
 import type { KvResult } from "./types.ts";
 
 export interface DedupeEntry {

@@ -15,19 +15,22 @@
  * removal anywhere is O(1) amortized. Each key's records form a doubly linked list (prev = next older
  * record of the key, next = next newer), and each key has a 32-byte row (newest slot, oldest slot,
  * record count and key length, name hash, and a short key's characters): history trimming and purges
- * touch only that key. A key of up to 16 Latin-1 characters is compared with a looked-up name inside its
- * row, so finding it costs no read of the stored string (two more cache misses in a large bucket: the
- * name list and the string).
+ * touch only that key.
  *
- * Keys get small integer ids (reused after a key loses its last record), found by name through a
- * KeyTable and listed in order in a SortedKeys index for prefix scans. Values sit in a ValueArena.
- * Records with their own expiry (per-key TTL, markers) are also entered into an ExpiryHeap.
+ * The key rows are themselves the hash table that finds a key by name (open addressing, linear
+ * probing, at most 3/4 full counting tombstones): a key's id is the position of its row, so finding an
+ * existing key reads the row it needs anyway, and a key of up to 16 Latin-1 characters is compared with
+ * the looked-up name inside that row. In a bucket of a million keys that is one wait on memory where a
+ * separate table, the row, the name list and the stored string took four. Ids are stable until a new key
+ * is registered (ensureKey), which may rebuild the table and renumber every key: callers hold no ids
+ * across it. Keys are listed in order in a SortedKeys index for prefix scans. Values sit in a
+ * ValueArena. Records with their own expiry (per-key TTL, markers) are also entered into an ExpiryHeap.
  *
  * This class maintains the structure only; the rules (CAS, limits, expiry) are in bucket.ts.
  */
 import { assert } from "../shared/assert.ts";
 import { ExpiryHeap } from "./expiry-heap.ts";
-import { hashString, hashWords, KEY_INLINE_WORDS, KeyTable, packLatin1, type KeyNames } from "./key-table.ts";
+import { hashString, hashWords, KEY_INLINE_WORDS, packLatin1 } from "./hash.ts";
 import { SortedKeys, type KeyOwner } from "./sorted-keys.ts";
 import type { KvRecord, Operation } from "./types.ts";
 import { VALUE_OFFSET_LIMIT, ValueArena } from "./value-arena.ts";
@@ -59,8 +62,12 @@ const I_LENGTH = 11;
 const KEY_I32 = 8;
 const K_NEWEST = 0;
 const K_OLDEST = 1;
-/** Record count in the low 7 bits (<= 65), FLAG_INLINE, key length from bit 8. */
+/** Record count in the low 7 bits (<= 65), FLAG_INLINE, key length (>= 1) from bit 8; or ROW_EMPTY, ROW_TOMBSTONE. */
 const K_COUNT_LENGTH = 2;
+/** A row never used since the table was built: ends every probe. */
+const ROW_EMPTY = 0;
+/** A row whose key was forgotten: probes go on past it, a new key may take it. */
+const ROW_TOMBSTONE = 1;
 const K_HASH = 3;
 /** KEY_INLINE_WORDS ints: a key of up to 16 Latin-1 characters, packed by packLatin1. */
 const K_CHARS = 4;
@@ -72,7 +79,8 @@ const FLAG_INLINE = 0x80;
 export const KEY_LENGTH_LIMIT = 2 ** (31 - COUNT_BITS) - 1;
 
 const SLOTS_MIN = 64;
-const KEYS_MIN = 16;
+/** Key rows: a power of two, at least this many. */
+const KEY_ROWS_MIN = 16;
 /** Rebuild the expiry heap when more than this many of its entries (and half) are dead. */
 const EXPIRY_DEAD_MIN = 1024;
 
@@ -88,6 +96,13 @@ function flatCopy(key: string): string {
   const codes = new Array<number>(key.length);
   for (let i = 0; i < key.length; i++) codes[i] = key.charCodeAt(i);
   return String.fromCharCode.apply(null, codes);
+}
+
+/** Rows for a table holding `keys` keys at most half full (a power of two). */
+function keyRowsFor(keys: number): number {
+  let rows = KEY_ROWS_MIN;
+  while (rows < keys * 2) rows *= 2;
+  return rows;
 }
 
 type MutableRecord = { -readonly [K in keyof KvRecord]: KvRecord[K] };
@@ -110,7 +125,7 @@ export interface LogColumns {
   readonly values: Uint8Array;
 }
 
-export class RecordLog implements KeyNames, KeyOwner {
+export class RecordLog implements KeyOwner {
   // ---- slots: rows [first, end) in use, ordered by revision ----
   private capacity!: number;
   private f64!: Float64Array;
@@ -126,12 +141,13 @@ export class RecordLog implements KeyNames, KeyOwner {
   /** Last revision assigned; survives clear(). */
   lastRevision = 0;
 
-  // ---- keys ----
-  private keys!: KeyTable;
-  private keyNames!: (string | undefined)[];
+  // ---- keys: the row table (a power of two of rows), names by id ----
   private keyRows!: Int32Array;
-  private freeKeyIds!: number[];
-  private nextKeyId!: number;
+  private keyMask!: number;
+  private keyNames!: (string | undefined)[];
+  /** Keys registered (live rows). */
+  private keysLive!: number;
+  private keyTombstones!: number;
   sorted!: SortedKeys;
 
   private arena!: ValueArena;
@@ -159,11 +175,7 @@ export class RecordLog implements KeyNames, KeyOwner {
     this.end = 0;
     this.live = 0;
     this.bytes = 0;
-    this.keys = new KeyTable(this, expectedKeys);
-    this.keyNames = [];
-    this.keyRows = new Int32Array(0);
-    this.freeKeyIds = [];
-    this.nextKeyId = 0;
+    this.allocateKeyRows(keyRowsFor(expectedKeys));
     this.sorted = new SortedKeys(this);
     this.arena = new ValueArena();
     this.expiry = new ExpiryHeap();
@@ -213,10 +225,10 @@ export class RecordLog implements KeyNames, KeyOwner {
     return this.keyNames[id]!;
   }
   /**
-   * KeyNames, for the key table: is `key` (whose hash is `hash`) the name of key `id`? Only called
-   * while the table looks up the key last probed (keyId, ensureKey), so a short key compares as words.
+   * Is `key` (with hash `hash`, the key last probed) the key of the live row `id`? A short key
+   * compares as words, within the row.
    */
-  keyMatches(id: number, key: string, hash: number): boolean {
+  private rowMatches(id: number, key: string, hash: number): boolean {
     const keyRows = this.keyRows;
     const row = id * KEY_I32;
     if (keyRows[row + K_HASH] !== hash) return false;
@@ -233,25 +245,28 @@ export class RecordLog implements KeyNames, KeyOwner {
   liveNameOf(id: number): string | undefined {
     return this.keyNames[id];
   }
-  hashOf(id: number): number {
-    return this.keyRows[id * KEY_I32 + K_HASH]!;
-  }
-
   /** Keys with a retained record. */
   get keyCount(): number {
-    return this.keys.size;
+    return this.keysLive;
   }
 
   /** Ids of every key with a retained record (in no meaningful order). */
   keyIdList(): number[] {
     const ids: number[] = [];
-    for (let id = 0; id < this.nextKeyId; id++) if (this.keyNames[id] !== undefined) ids.push(id);
+    for (let id = 0; id <= this.keyMask; id++) if (this.keyNames[id] !== undefined) ids.push(id);
     return ids;
   }
 
   /** Key id, or -1 when the key has no retained record. */
   keyId(key: string): number {
-    return this.keys.find(key, this.probe(key));
+    const hash = this.probe(key);
+    const keyRows = this.keyRows;
+    const mask = this.keyMask;
+    for (let id = hash & mask; ; id = (id + 1) & mask) {
+      const countLength = keyRows[id * KEY_I32 + K_COUNT_LENGTH]!;
+      if (countLength === ROW_EMPTY) return -1;
+      if (countLength !== ROW_TOMBSTONE && this.rowMatches(id, key, hash)) return id;
+    }
   }
 
   /** Packs a key into probeWords (when short) and returns its hash, as hashKey() computes it. */
@@ -261,18 +276,36 @@ export class RecordLog implements KeyNames, KeyOwner {
     return count >= 0 ? hashWords(this.probeWords, count, key.length) : hashString(key);
   }
 
-  /** Id of a key, registering it (with no records yet) when new. */
+  /** Id of a key, registering it (with no records yet) when new: that may renumber every key. */
   ensureKey(key: string): number {
-    const hash = this.probe(key);
-    const existing = this.keys.find(key, hash);
+    const existing = this.keyId(key);
     if (existing !== -1) return existing;
-    assert(key.length <= KEY_LENGTH_LIMIT, "key longer than the record log supports");
+    assert(key.length >= 1 && key.length <= KEY_LENGTH_LIMIT, "key length out of the record log's range");
+    if ((this.keysLive + this.keyTombstones + 1) * 4 > (this.keyMask + 1) * 3) this.rebuildKeyRows(this.keysLive + 1);
     const name = flatCopy(key);
-    const id = this.newKeyId();
+    const id = this.placeKey(name);
+    this.sorted.insert(name, id);
+    return id;
+  }
+
+  /** Registers a key that is not in the table, in the first free row of its probe; returns its id. */
+  private placeKey(name: string): number {
+    const hash = this.probe(name);
+    const keyRows = this.keyRows;
+    const mask = this.keyMask;
+    let id = hash & mask;
+    for (;;) {
+      const countLength = keyRows[id * KEY_I32 + K_COUNT_LENGTH]!;
+      if (countLength === ROW_EMPTY) break;
+      if (countLength === ROW_TOMBSTONE) {
+        this.keyTombstones--;
+        break;
+      }
+      id = (id + 1) & mask;
+    }
     this.keyNames[id] = name;
     this.initKeyRow(id, name, hash);
-    this.keys.insert(id, hash);
-    this.sorted.insert(name, id);
+    this.keysLive++;
     return id;
   }
 
@@ -287,13 +320,6 @@ export class RecordLog implements KeyNames, KeyOwner {
     const count = this.probeWordCount;
     for (let w = 0; w < count; w++) keyRows[row + K_CHARS + w] = this.probeWords[w]!;
     keyRows[row + K_COUNT_LENGTH] = (key.length << COUNT_BITS) | (count >= 0 ? FLAG_INLINE : 0);
-  }
-
-  private newKeyId(): number {
-    if (this.freeKeyIds.length > 0) return this.freeKeyIds.pop()!;
-    const id = this.nextKeyId++;
-    if ((id + 1) * KEY_I32 > this.keyRows.length) this.growKeys();
-    return id;
   }
 
   /** Appends a record as the newest of key `id`; returns its slot. The revision must be the next one. */
@@ -434,7 +460,7 @@ export class RecordLog implements KeyNames, KeyOwner {
   /** The retained records in canonical form (see LogColumns). */
   toColumns(): LogColumns {
     const { keys, ids } = this.sorted.entries();
-    const position = new Int32Array(this.nextKeyId);
+    const position = new Int32Array(this.keyMask + 1);
     for (let k = 0; k < keys.length; k++) position[ids[k]!] = k;
     const n = this.live;
     const recordKey = new Uint32Array(n);
@@ -480,18 +506,11 @@ export class RecordLog implements KeyNames, KeyOwner {
     const log = new RecordLog(keys.length);
     const n = revision.length;
     log.allocateSlots(Math.max(SLOTS_MIN, n));
-    // Key ids are the keys' positions, so the ids in recordKey need no mapping.
-    log.keyRows = new Int32Array(Math.max(KEYS_MIN, keys.length) * KEY_I32);
-    // Restored keys stay slices of the snapshot's joined key string (no per-key copy): that string is
-    // about as large as the copies would be.
-    log.keyNames = keys.slice();
-    log.nextKeyId = keys.length;
-    for (let k = 0; k < keys.length; k++) {
-      const hash = log.probe(log.keyNames[k]!);
-      log.initKeyRow(k, log.keyNames[k]!, hash);
-      log.keys.insert(k, hash);
-    }
-    log.sorted = SortedKeys.fromSorted(log, log.keyNames as string[]);
+    // The table is built at its final size. Restored keys stay slices of the snapshot's joined key
+    // string (no per-key copy): that string is about as large as the copies would be.
+    const idOf = new Int32Array(keys.length);
+    for (let k = 0; k < keys.length; k++) idOf[k] = log.placeKey(keys[k]!);
+    log.sorted = SortedKeys.fromSorted(log, keys, idOf);
     let offset = 0;
     // Views made from the buffer: a million subarray() calls would cost twice as much.
     const buffer = values.buffer;
@@ -500,7 +519,7 @@ export class RecordLog implements KeyNames, KeyOwner {
       const length = valueLength[j]!;
       const value = new Uint8Array(buffer, base + offset, length);
       offset += length;
-      log.append(recordKey[j]!, op[j]!, value, created[j]!, expiresAt[j]!, revision[j]!);
+      log.append(idOf[recordKey[j]!]!, op[j]!, value, created[j]!, expiresAt[j]!, revision[j]!);
     }
     log.lastRevision = lastRevision;
     return log;
@@ -560,19 +579,62 @@ export class RecordLog implements KeyNames, KeyOwner {
     this.capacity = capacity;
   }
 
-  private growKeys(): void {
-    const keys = Math.max(KEYS_MIN, Math.ceil((this.keyRows.length / KEY_I32) * 1.5));
-    const rows = new Int32Array(keys * KEY_I32);
-    rows.set(this.keyRows);
-    this.keyRows = rows;
+  private allocateKeyRows(rows: number): void {
+    this.keyRows = new Int32Array(rows * KEY_I32);
+    this.keyMask = rows - 1;
+    this.keyNames = new Array<string | undefined>(rows).fill(undefined);
+    this.keysLive = 0;
+    this.keyTombstones = 0;
+  }
+
+  /**
+   * Moves every key into a fresh table sized for `keys` keys (dropping tombstones) and renumbers the
+   * records and the sorted index to the new ids. O(rows + slots); runs when the table is 3/4 full.
+   */
+  private rebuildKeyRows(keys: number): void {
+    const oldRows = this.keyRows;
+    const oldNames = this.keyNames;
+    const oldCount = this.keyMask + 1;
+    this.allocateKeyRows(keyRowsFor(keys));
+    const remap = new Int32Array(oldCount).fill(-1);
+    const mask = this.keyMask;
+    const keyRows = this.keyRows;
+    for (let old = 0; old < oldCount; old++) {
+      const name = oldNames[old];
+      if (name === undefined) continue;
+      let id = oldRows[old * KEY_I32 + K_HASH]! & mask;
+      while (keyRows[id * KEY_I32 + K_COUNT_LENGTH] !== ROW_EMPTY) id = (id + 1) & mask;
+      for (let f = 0; f < KEY_I32; f++) keyRows[id * KEY_I32 + f] = oldRows[old * KEY_I32 + f]!;
+      this.keyNames[id] = name;
+      remap[old] = id;
+      this.keysLive++;
+    }
+    const i32 = this.i32;
+    for (let slot = this.first; slot < this.end; slot++) {
+      const id = i32[slot * SLOT_I32 + I_KEY]!;
+      if (id !== -1) i32[slot * SLOT_I32 + I_KEY] = remap[id]!;
+    }
+    this.sorted.renumber(remap, mask + 1);
   }
 
   private forgetKey(id: number): void {
     const key = this.keyNames[id]!;
-    this.keys.delete(id, this.hashOf(id));
     this.sorted.delete(key, id);
     this.keyNames[id] = undefined;
-    this.freeKeyIds.push(id);
+    this.keysLive--;
+    const keyRows = this.keyRows;
+    const mask = this.keyMask;
+    if (keyRows[((id + 1) & mask) * KEY_I32 + K_COUNT_LENGTH] !== ROW_EMPTY) {
+      keyRows[id * KEY_I32 + K_COUNT_LENGTH] = ROW_TOMBSTONE;
+      this.keyTombstones++;
+      return;
+    }
+    // No probe goes on past an empty row: this row, and the tombstones right before it, can be empty.
+    keyRows[id * KEY_I32 + K_COUNT_LENGTH] = ROW_EMPTY;
+    for (let before = (id - 1) & mask; keyRows[before * KEY_I32 + K_COUNT_LENGTH] === ROW_TOMBSTONE; before = (before - 1) & mask) {
+      keyRows[before * KEY_I32 + K_COUNT_LENGTH] = ROW_EMPTY;
+      this.keyTombstones--;
+    }
   }
 
   /** Copies live values into a fresh arena (in revision order) and drops the old one. */

@@ -40,13 +40,41 @@ export class SortedKeys {
 
   constructor(private readonly owner: KeyOwner) {}
 
-  /** Builds from keys that are strictly ascending (the caller checked); key k gets id k. */
-  static fromSorted(owner: KeyOwner, keys: readonly string[]): SortedKeys {
+  /** Builds from keys that are strictly ascending (the caller checked); key k has id ids[k]. */
+  static fromSorted(owner: KeyOwner, keys: readonly string[], ids: Int32Array): SortedKeys {
     const out = new SortedKeys(owner);
-    out.inBlocks = new Uint8Array(Math.max(16, keys.length)).fill(1, 0, keys.length);
-    const ids = Int32Array.from({ length: keys.length }, (_, i) => i);
+    let idsMax = 16;
+    for (const id of ids) idsMax = Math.max(idsMax, id + 1);
+    out.inBlocks = new Uint8Array(idsMax);
+    for (const id of ids) out.inBlocks[id] = 1;
     out.build(keys, ids);
     return out;
+  }
+
+  /**
+   * The owner gave its keys new ids: the key of old id i now has id remap[i] (-1: no key had id i).
+   * Pending entries of forgotten ids are dropped.
+   */
+  renumber(remap: Int32Array, idCount: number): void {
+    for (let b = 0; b < this.blocks.length; b++) {
+      const ids = this.ids[b]!;
+      for (let i = 0; i < this.blocks[b]!.length; i++) ids[i] = remap[ids[i]!]!;
+    }
+    const keys: string[] = [];
+    const ids: number[] = [];
+    for (let p = 0; p < this.pendingKeys.length; p++) {
+      const id = remap[this.pendingIds[p]!]!;
+      if (id === -1) continue;
+      keys.push(this.pendingKeys[p]!);
+      ids.push(id);
+    }
+    this.pendingKeys = keys;
+    this.pendingIds = ids;
+    const inBlocks = new Uint8Array(Math.max(16, idCount));
+    for (let old = 0; old < remap.length && old < this.inBlocks.length; old++) {
+      if (remap[old] !== -1) inBlocks[remap[old]!] = this.inBlocks[old]!;
+    }
+    this.inBlocks = inBlocks;
   }
 
   insert(key: string, id: number): void {
