@@ -256,7 +256,6 @@ export class FaultContext {
         this.removed.delete(id);
         this.log({ fault, kind: "end", nodes: [id], detail: `re-added${attempt > 0 ? ` after ${attempt + 1} attempts` : ""}` });
         if (!this.nodes.isRunning(id)) await this.start(id, fault);
-        else this.nodes.node(id).exitExpected = false;
         return true;
       }
       if (result === "unsupported") return false;
@@ -530,8 +529,6 @@ export async function runMembershipLane(ctx: FaultContext, deadlineMs: number, t
     } else {
       // An unknown outcome may have removed it: treated as removed, so it is re-added.
       ctx.injected["membership"] = (ctx.injected["membership"] ?? 0) + 1;
-      // A removed node may stop by itself: not a crash.
-      ctx.nodes.node(id).exitExpected = true;
       ctx.log({ fault: "membership", kind: "start", nodes: [id], detail: result === "ok" ? "removed" : `remove outcome unknown (${result.code}): re-added later` });
       await sleep(Math.max(1000, Math.min(rng.range(timing.holdMsMin, timing.holdMsMax), deadlineMs - ctx.now())));
       await ctx.readd(id, "membership");
