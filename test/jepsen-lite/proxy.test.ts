@@ -8,7 +8,8 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer } from "ws";
-import { FaultProxy } from "./proxy.ts";
+import { EventEmitter } from "node:events";
+import { DirectedPipe, FaultProxy, type LinkMode, type LinkStats } from "./proxy.ts";
 
 interface Pair {
   proxy: FaultProxy;
@@ -181,5 +182,78 @@ describe("FaultProxy", () => {
     // Two of ten exceed the limit of 8 and are closed by the proxy at once; the rest hang (held).
     await twoEnded;
     expect(proxy.refusedConnections).toBe(2);
+  });
+});
+
+/** A WebSocket frame (RFC 6455 §5.2), optionally masked as a client sends it. */
+function frame(opcode: number, payload: Buffer, fin = true, mask = true): Buffer {
+  const length = payload.length;
+  const ext = length < 126 ? Buffer.alloc(0) : length < 65536 ? Buffer.alloc(2) : Buffer.alloc(8);
+  if (ext.length === 2) ext.writeUInt16BE(length);
+  if (ext.length === 8) ext.writeBigUInt64BE(BigInt(length));
+  const head = Buffer.from([(fin ? 0x80 : 0) | opcode, (mask ? 0x80 : 0) | (length < 126 ? length : length < 65536 ? 126 : 127)]);
+  const key = mask ? Buffer.from([1, 2, 3, 4]) : Buffer.alloc(0);
+  const body = Buffer.from(payload.map((b, i) => (mask ? b ^ key[i % 4]! : b)));
+  return Buffer.concat([head, ext, key, body]);
+}
+
+/** Feeds `input` to a DirectedPipe in chunks of `chunk` bytes (switching modes at given offsets); returns what it wrote. */
+function pipeBytes(input: Buffer, chunk: number, modes: { at: number; mode: LinkMode }[]): { out: Buffer; stats: LinkStats } {
+  const src = Object.assign(new EventEmitter(), { pause: () => src, resume: () => src, isPaused: () => false });
+  const written: Buffer[] = [];
+  const dst = { write: (b: Buffer) => (written.push(Buffer.from(b)), true), once: () => dst, writableLength: 0, destroyed: false };
+  const stats: LinkStats = { bytesForwarded: 0, bytesDropped: 0, messagesDropped: 0, controlFramesDropped: 0 };
+  let mode: LinkMode = "open";
+  new DirectedPipe(src as never, dst as never, () => mode, stats, (why) => {
+    throw new Error(why);
+  });
+  for (let offset = 0; offset < input.length; offset += chunk) {
+    for (const m of modes) if (m.at === offset) mode = m.mode;
+    src.emit("data", input.subarray(offset, Math.min(input.length, offset + chunk)));
+  }
+  return { out: Buffer.concat(written), stats };
+}
+
+describe("DirectedPipe frame parsing (raw bytes, no socket)", () => {
+  const http = Buffer.from("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+  const small = frame(0x2, Buffer.from("small"));
+  const medium = frame(0x2, Buffer.alloc(300, 7)); // 16-bit length
+  const large = frame(0x1, Buffer.alloc(70_000, 65)); // 64-bit length
+  const ping = frame(0x9, Buffer.from("p"));
+  const pong = frame(0xa, Buffer.alloc(0), true, false); // unmasked, as a server sends
+  // A fragmented message with a ping between its fragments (allowed by RFC 6455 §5.4).
+  const fragmented = Buffer.concat([frame(0x2, Buffer.from("frag-1"), false), ping, frame(0x0, Buffer.from("frag-2"), false), frame(0x0, Buffer.from("end"))]);
+  const stream = Buffer.concat([http, small, ping, medium, fragmented, large, pong, small]);
+
+  it("forwards every byte unchanged when open, however the stream is split", () => {
+    for (const chunk of [1, 2, 3, 7, 64, 1000, stream.length]) {
+      expect(pipeBytes(stream, chunk, []).out.equals(stream), `chunk ${chunk}`).toBe(true);
+    }
+  });
+
+  it("drop-data keeps the upgrade and control frames and drops whole data messages", () => {
+    // The upgrade passes while open; the cut starts at the first frame.
+    for (const chunk of [1, 5, http.length]) {
+      const { out, stats } = pipeBytes(stream, chunk, [{ at: Math.ceil(http.length / chunk) * chunk, mode: "drop-data" }]);
+      const expected = Buffer.concat([http, ping, ping, pong]);
+      expect(out.equals(expected), `chunk ${chunk}`).toBe(true);
+      expect(stats.messagesDropped).toBe(5);
+      expect(stats.controlFramesDropped).toBe(0);
+    }
+  });
+
+  it("a mode change inside a message applies from the next message", () => {
+    // Cut after the first fragment was forwarded: the rest of that message still passes.
+    const firstFragmentEnd = http.length + frame(0x2, Buffer.from("frag-1"), false).length;
+    const input = Buffer.concat([http, fragmented, small]);
+    const { out } = pipeBytes(input, 1, [{ at: firstFragmentEnd, mode: "drop-data" }]);
+    expect(out.equals(Buffer.concat([http, fragmented])), "the fragmented message is whole, the next one dropped").toBe(true);
+  });
+
+  it("blackhole drops control frames too", () => {
+    const input = Buffer.concat([http, small, ping, pong]);
+    const { out, stats } = pipeBytes(input, 3, [{ at: Math.ceil(http.length / 3) * 3, mode: "blackhole" }]);
+    expect(out.equals(http)).toBe(true);
+    expect(stats.controlFramesDropped).toBe(2);
   });
 });

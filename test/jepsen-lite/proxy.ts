@@ -43,8 +43,8 @@ export interface LinkStats {
   controlFramesDropped: number;
 }
 
-/** One direction of one TCP connection: HTTP upgrade phase, then WebSocket frames. */
-class DirectedPipe {
+/** One direction of one TCP connection: HTTP upgrade phase, then WebSocket frames. Exported for tests. */
+export class DirectedPipe {
   private phase: "http" | "frames" = "http";
   /** Last bytes of the HTTP phase seen, to find the header end across chunk boundaries. */
   private httpTail = Buffer.alloc(0);
@@ -59,8 +59,8 @@ class DirectedPipe {
   private forwardMessage = true;
 
   constructor(
-    private readonly src: Socket,
-    private readonly dst: Socket,
+    private readonly src: Pick<Socket, "on" | "pause" | "resume" | "isPaused">,
+    private readonly dst: Pick<Socket, "write" | "once" | "writableLength" | "destroyed">,
     private readonly mode: () => LinkMode,
     private readonly stats: LinkStats,
     private readonly fail: (why: string) => void,
