@@ -177,7 +177,7 @@ export function formatStatus(status: KvStatus): string {
   if (status.markerTtlMs > 0) config.push(["Limit Marker TTL", formatDuration(status.markerTtlMs)]);
   config.push(
     ["Storage", status.storage === "memory" ? "Memory (replicated, not fsynced)" : "File"],
-    ["Replicas", String(status.replicas)],
+    ["Replicas", status.replicasRunning !== undefined && status.replicasRunning !== status.replicas ? `${status.replicas} (running on ${status.replicasRunning})` : String(status.replicas)],
     ["Revision", String(status.revision)],
   );
   for (const [name, value] of Object.entries(status.metadata)) config.push([`Metadata ${name}`, value]);
@@ -187,6 +187,7 @@ export function formatStatus(status: KvStatus): string {
     for (const replica of status.replicasInfo) {
       if (replica.leader) continue;
       const state = [replica.node, replica.current ? "current" : "outdated"];
+      if (replica.voter === false) state.push("joining");
       if (replica.lag > 1) state.push(`${replica.lag} operations behind`);
       else if (replica.lag === 1) state.push("1 operation behind");
       cluster.push(["Replica", state.join(", ")]);
@@ -240,7 +241,9 @@ export function formatClusterStatus(status: unknown): string {
       ...(clients ? (n.clients ? [n.clients.connections, n.clients.watches] : ["-", "-"]) : []),
     ]),
   );
-  const change = membership?.change ? `\n\nMembership change in progress: ${membership.change.type} ${membership.change.nodeId}` : "";
+  const c = membership?.change;
+  const what = c ? (c.type === "replicas" ? `replicas of bucket ${c.bucket} to ${c.replicas}` : `${c.type} ${c.nodeId}`) : "";
+  const change = c ? `\n\nMembership change in progress: ${what}` : "";
   const rows: (string | number)[][] = [];
   for (const group of status.groups) {
     for (const m of group.members) {

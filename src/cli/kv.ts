@@ -120,7 +120,7 @@ export function registerKvCommands(program: Command, ctx: CliContext): void {
     },
   );
 
-  addConfigFlags(kv.command("edit").description("Edits the configuration of a KV Store Bucket").argument("<bucket>", "The bucket to act on")).action(
+  addConfigFlags(kv.command("edit").description("Edits the configuration of a KV Store Bucket (a --replicas change waits until the bucket runs on its new replicas: see --timeout)").argument("<bucket>", "The bucket to act on")).action(
     async (bucket: string, flags: ConfigFlags) => {
       checkNames(bucket);
       const config = configFromFlags(flags);

@@ -63,6 +63,13 @@ export function statusFromWire(wire: WireBucketStatus): KvStatus {
     compression: wire.compression ?? false,
     revision: wire.revision ?? 0,
     leader: wire.leader ?? null,
-    replicasInfo: (wire.replicasInfo ?? []).map((r) => ({ node: r.node, current: r.current, lag: r.lag, leader: r.leader })),
+    ...(typeof wire.replicasRunning === "number" ? { replicasRunning: wire.replicasRunning } : {}),
+    replicasInfo: (wire.replicasInfo ?? []).map((r) => ({
+      node: r.node,
+      current: r.current,
+      lag: r.lag,
+      leader: r.leader,
+      ...(typeof r.voter === "boolean" ? { voter: r.voter } : {}),
+    })),
   };
 }

@@ -52,8 +52,11 @@ export class Kvm {
   }
 
   /**
-   * Changes a bucket's configuration (history, ttlMs, limits, description, metadata; storage cannot
-   * change) and returns the new status. Fields left out keep their value.
+   * Changes a bucket's configuration (history, ttlMs, limits, description, metadata, replicas; storage
+   * cannot change) and returns the new status. Fields left out keep their value. A change of
+   * `replicas` answers once the bucket runs on its new replicas (give it a `timeoutMs` long enough for
+   * new replicas to catch up); it is refused (UNAVAILABLE, retried until the deadline) while a
+   * membership change is in progress.
    */
   async update(name: string, options: KvOptions, call?: CallOptions): Promise<KvStatus> {
     validateBucketName(name);

@@ -86,6 +86,8 @@ export interface KvReplicaInfo {
   /** Log entries this replica is behind the leader. */
   readonly lag: number;
   readonly leader: boolean;
+  /** In the group's voting configuration; false while the replica joins (a learner catching up). Absent from older servers. */
+  readonly voter?: boolean;
 }
 
 export interface KvStatus {
@@ -97,6 +99,7 @@ export interface KvStatus {
   readonly bytes: number;
   readonly maxBytes: number;
   readonly maxValueSize: number;
+  /** Configured replica count (`kvm.update` may change it; see replicasRunning). */
   readonly replicas: number;
   readonly storage: StorageType;
   readonly markerTtlMs: number;
@@ -107,6 +110,13 @@ export interface KvStatus {
   readonly revision: number;
   /** The node leading the bucket's Raft group, if known. */
   readonly leader: string | null;
+  /**
+   * Replicas the bucket runs on now (voters of its Raft group): differs from `replicas` while a change
+   * of the replica count or a membership change is under way, or while a removal keeps it shrunk.
+   * Absent from older servers.
+   */
+  readonly replicasRunning?: number;
+  /** The replicas the bucket should run on. */
   readonly replicasInfo: readonly KvReplicaInfo[];
 }
 

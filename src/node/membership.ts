@@ -17,6 +17,11 @@
  *                  the meta group last, once every bucket the change touched matches its placement.
  *   completion     the meta leader then proposes `membershipDone`; the request answers.
  *
+ * A bucket.update changing `replicas` is a change of the same kind (meta `bucketReplicas`, started
+ * here through the meta leader, waited for by the node): the bucket's placement grows or shrinks and
+ * the bucket group follows it as above. Voters that leave go unreachable ones first, and none whose
+ * removal would leave fewer reachable voters than a quorum (the change waits instead).
+ *
  * A node learns it is removed from its own meta log (the removal entry, then its own removal from
  * the meta configuration), or, when it missed that (down or cut off), by asking peers once it has
  * heard from no meta leader for a while: a peer answers only after a meta read barrier, so a stale
@@ -45,7 +50,7 @@ import { encodeLogPayload } from "./codec.ts";
 import type { LogStore } from "./log-store.ts";
 import { LOG_STORE_LIMITS } from "./log-store-codec.ts";
 import type { Logger } from "./logger.ts";
-import { CHANGE_IN_PROGRESS, fnv1a, type MembershipChange, type MembershipView, type MetaBucket, type MetaEnvelope, type MetaResult, type MetaStateMachine } from "./meta.ts";
+import { CHANGE_IN_PROGRESS, describeChange, fnv1a, type MembershipChange, type MembershipView, type MetaBucket, type MetaEnvelope, type MetaResult, type MetaStateMachine } from "./meta.ts";
 import type { Group, RaftHost } from "./raft-host.ts";
 import type { PeerTransport } from "./transport.ts";
 
@@ -102,7 +107,17 @@ export interface MembershipRequest {
 }
 
 /** Peer-to-peer questions (transport requests), answered by onPeerRequest. */
-export type MembershipPeerBody = { readonly membership: "view" } | { readonly membership: "groupConf"; readonly group: string };
+export type MembershipPeerBody =
+  | { readonly membership: "view" }
+  | { readonly membership: "groupConf"; readonly group: string }
+  /** To the meta leader: start a bucket's replica count change (answers `{ started }` at once). */
+  | {
+      readonly membership: "replicas";
+      readonly bucket: string;
+      readonly replicas: number;
+      readonly prefer: readonly string[];
+      readonly requestId: string;
+    };
 
 interface PeerView {
   readonly view: MembershipView;
@@ -222,30 +237,72 @@ export class Membership {
     const type = request.op === "cluster.removeNode" ? "remove" : "add";
     const requestId = request.requestId ?? this.h.nextRequestId();
     const forwarded = { op: request.op, nodeId, requestId, wait: false };
-    const started = await this.viaMetaLeader(forwarded, hops, deadline, () => this.start(type, nodeId, requestId));
+    const send = (target: string) => this.h.forward(target, forwarded, hops, deadline) as Promise<{ started: number }>;
+    const started = await this.viaMetaLeader(send, hops, deadline, () => this.start(type, nodeId, requestId));
     if (request.wait === false) return started;
     return this.waitDone(started.started, deadline);
   }
 
-  private async start(type: "remove" | "add", nodeId: string, requestId: string): Promise<{ started: number }> {
+  /**
+   * bucket.update changing a bucket's replica count: starts the change through the meta leader and
+   * answers its seq at once (0: nothing to wait for; the caller waits with waitDone). Refused like a
+   * node change while another change is in progress (UNAVAILABLE, nothing started). `prefer`: the
+   * replicas to keep first when shrinking (meta.ts bucketReplicas).
+   */
+  async changeReplicas(bucket: string, replicas: number, prefer: readonly string[], requestId: string, deadline: number): Promise<number> {
+    const body: MembershipPeerBody = { membership: "replicas", bucket, replicas, prefer, requestId };
+    const send = async (target: string) => {
+      const remaining = deadline - Date.now();
+      const attemptMs = Math.min(remaining, Math.max(1000, 4 * this.electionMs));
+      try {
+        return (await this.h.transport.request(target, body, attemptMs)) as { started: number };
+      } catch (error) {
+        // No answer within one attempt (a stale leader): retried while the deadline leaves time.
+        if (error instanceof CairnError && error.code === "TIMEOUT" && Date.now() < deadline - 10) {
+          throw new CairnError("UNAVAILABLE", `no answer from ${target} within ${attemptMs} ms; retrying`, {}, { cause: error });
+        }
+        throw error;
+      }
+    };
+    const started = await this.viaMetaLeader(send, 0, deadline, () => this.startReplicas(bucket, replicas, prefer, requestId));
+    return started.started;
+  }
+
+  /** The seq of the replica count change of `bucket` to `replicas` in progress, else 0 (a retried bucket.update waits for it). */
+  pendingReplicasChange(bucket: string, replicas: number): number {
+    const c = this.h.meta.membership().change;
+    return c !== null && c.type === "replicas" && c.bucket === bucket && c.replicas === replicas ? c.seq : 0;
+  }
+
+  private start(type: "remove" | "add", nodeId: string, requestId: string): Promise<{ started: number }> {
     // Another change in progress: refused without writing to the log (apply refuses it the same way).
     const early = this.h.meta.precheck(type, nodeId);
-    if (early !== null && !early.ok && early.code === "UNAVAILABLE") throw new CairnError(early.code, early.message);
     const command = type === "remove" ? ({ type: "nodeRemove", nodeId } as const) : ({ type: "nodeAdd", nodeId } as const);
+    return this.propose(early, command, requestId);
+  }
+
+  private startReplicas(bucket: string, replicas: number, prefer: readonly string[], requestId: string): Promise<{ started: number }> {
+    const early = this.h.meta.precheckReplicas(bucket, replicas);
+    return this.propose(early, { type: "bucketReplicas", bucket, replicas, prefer }, requestId);
+  }
+
+  /** Proposes a change on the meta leader (unless `early` refuses it as in progress); answers its seq (0: nothing to do). */
+  private async propose(early: MetaResult | null, command: MetaEnvelope["command"], requestId: string): Promise<{ started: number }> {
+    if (early !== null && !early.ok && early.code === "UNAVAILABLE") throw new CairnError(early.code, early.message);
     const envelope: MetaEnvelope = { now: this.h.stamp(), requestId, command };
     const result = (await this.h.host.propose(META_GROUP, encodeLogPayload({ meta: envelope }))) as MetaResult;
     if (!result.ok) throw new CairnError(result.code, result.message);
     // Already as asked: nothing to wait for.
     if (!result.change) return { started: 0 };
     if (result.existed) return { started: result.change.seq };
-    this.h.logger.info("membership change started", { type, node: nodeId, seq: result.change.seq, buckets: result.change.buckets });
+    this.h.logger.info("membership change started", { change: describeChange(result.change), seq: result.change.seq, buckets: result.change.buckets });
     this.scheduleRound();
     return { started: result.change.seq };
   }
 
-  /** Runs `local` on the meta leader (here, or by forwarding the request), retrying retryable errors until the deadline. */
+  /** Runs `local` on the meta leader (here, or by sending to the leader it knows with `send`), retrying retryable errors until the deadline. */
   private async viaMetaLeader(
-    forwarded: object,
+    send: (target: string) => Promise<{ started: number }>,
     hops: number,
     deadline: number,
     local: () => Promise<{ started: number }>,
@@ -258,9 +315,7 @@ export class Membership {
         if (g?.isLeader()) return await withDeadline(local(), deadline);
         const members = this.h.meta.membership().members.filter((m) => m !== this.h.nodeId);
         const target = g?.leader && g.leader !== this.h.nodeId ? g.leader : members[(attempt + fnv1a(this.h.nodeId)) % Math.max(1, members.length)];
-        if (target !== undefined && hops < FORWARD_HOPS_MAX) {
-          return (await this.h.forward(target, forwarded, hops, deadline)) as { started: number };
-        }
+        if (target !== undefined && hops < FORWARD_HOPS_MAX) return await send(target);
       } catch (error) {
         if (!(error instanceof CairnError) || !RETRYABLE.has(error.code)) throw error;
         // Another change in progress: answer at once (UNAVAILABLE, nothing started); the client retries.
@@ -276,7 +331,7 @@ export class Membership {
   }
 
   /** Resolves once change `seq` is complete (polling this node's meta state, or a member's when we left the meta group). */
-  private async waitDone(seq: number, deadline: number): Promise<WireMembership> {
+  async waitDone(seq: number, deadline: number): Promise<WireMembership> {
     const pollMs = this.h.timing.tickMs * MEMBERSHIP_LIMITS.waitPollTicks;
     let view: MembershipView | null = null;
     for (;;) {
@@ -286,7 +341,7 @@ export class Membership {
         const change = view?.change;
         throw new CairnError(
           "TIMEOUT",
-          `timeout: membership change ${seq}${change ? ` (${change.type} ${change.nodeId})` : ""} is still in progress; it goes on in the background`,
+          `timeout: membership change ${seq}${change ? ` (${describeChange(change)})` : ""} is still in progress; it goes on in the background`,
         );
       }
       await sleep(pollMs);
@@ -343,13 +398,23 @@ export class Membership {
     return typeof body === "object" && body !== null && typeof (body as { membership?: unknown }).membership === "string";
   }
 
-  async onPeerRequest(body: MembershipPeerBody): Promise<PeerView | GroupConfAnswer> {
+  async onPeerRequest(body: MembershipPeerBody): Promise<PeerView | GroupConfAnswer | { started: number }> {
     if (body.membership === "view") {
       if (this.isRemoved()) throw new CairnError("UNAVAILABLE", `node ${this.h.nodeId} was removed from the cluster`);
       // Linearizable: a lagging peer must not tell a re-added node that it is still removed.
       await this.h.metaReadBarrier(Date.now() + Math.max(1000, 2 * this.electionMs));
       const g = this.h.host.group(META_GROUP);
       return { view: this.h.meta.membership(), metaConf: g ? g.confState : { voters: [], learners: [] } };
+    }
+    if (body.membership === "replicas") {
+      const { bucket, replicas, prefer, requestId } = body;
+      if (typeof bucket !== "string" || typeof replicas !== "number" || !Array.isArray(prefer) || typeof requestId !== "string") {
+        throw new CairnError("INVALID_REQUEST", "malformed membership question");
+      }
+      if (this.isRemoved()) throw new CairnError("UNAVAILABLE", `node ${this.h.nodeId} was removed from the cluster`);
+      const g = this.h.host.group(META_GROUP);
+      if (!g?.isLeader()) throw new CairnError("NOT_LEADER", "not leader", g?.leader ? { leaderHint: g.leader } : {});
+      return this.startReplicas(bucket, replicas, prefer.filter((m): m is string => typeof m === "string"), requestId);
     }
     if (body.membership === "groupConf" && typeof body.group === "string") {
       const g = this.h.host.group(body.group);
@@ -450,7 +515,12 @@ export class Membership {
       if (!removed && b.placement.includes(self)) continue;
       const g = this.h.host.group(group);
       if (!g || g.isLeader()) continue; // a leader hands over first (the core steps down when removed)
-      if (!removed && (g.confState.voters.includes(self) || g.confState.learners.includes(self))) continue; // the leader removes us first
+      // The leader removes us first. A member dropped by a replica count change may never learn its
+      // removal committed (the leader stops talking to it): once no change touching the bucket is in
+      // progress, the group ran with exactly its placement since, so it no longer counts us.
+      const inConf = g.confState.voters.includes(self) || g.confState.learners.includes(self);
+      const change = this.h.meta.membership().change;
+      if (!removed && inConf && change !== null && change.buckets.includes(bucket)) continue;
       if (Date.now() - g.lastMessageAt < silenceMs) continue; // someone still counts us as a member
       this.deleteReplica(g);
     }
@@ -525,7 +595,7 @@ export class Membership {
     if (this.convergedSeq !== change.seq) {
       if (!(await this.bucketsMatch(change))) return;
       this.convergedSeq = change.seq;
-      this.h.logger.info("membership change: every bucket matches its placement", { seq: change.seq });
+      this.h.logger.info("membership change: every bucket matches its placement", { seq: change.seq, change: describeChange(change) });
     }
     const view = this.h.meta.membership();
     if (view.change?.seq !== change.seq || !meta.isLeader()) return;
@@ -533,7 +603,7 @@ export class Membership {
     if (!metaConfDone(conf, view.members)) return;
     const envelope: MetaEnvelope = { now: this.h.stamp(), command: { type: "membershipDone", seq: change.seq } };
     await this.h.host.propose(META_GROUP, encodeLogPayload({ meta: envelope }));
-    this.h.logger.info("membership change complete", { seq: change.seq, type: change.type, node: change.nodeId });
+    this.h.logger.info("membership change complete", { seq: change.seq, change: describeChange(change) });
   }
 
   /** Does every bucket the change touched run with exactly its placement as voters (as its leader says)? */
@@ -541,17 +611,19 @@ export class Membership {
     for (const name of change.buckets) {
       const b = this.h.meta.get(name);
       if (!b) continue; // deleted since
-      const conf = await this.leaderConf(b, change.nodeId);
+      // A replica count change may drop the group's leader: ask every member who leads.
+      const also = change.type === "replicas" ? this.h.meta.membership().members : [change.nodeId];
+      const conf = await this.leaderConf(b, also);
       if (conf === null) return false;
       if (conf.learners.length > 0 || !sameSet(conf.voters, b.placement)) return false;
     }
     return true;
   }
 
-  private async leaderConf(b: MetaBucket, changed: string): Promise<ConfState | null> {
+  private async leaderConf(b: MetaBucket, also: readonly string[]): Promise<ConfState | null> {
     const local = this.h.host.group(b.group);
     if (local?.isLeader()) return local.core.status().confState;
-    const asked = [...new Set([...b.placement, changed])].filter((m) => m !== this.h.nodeId);
+    const asked = [...new Set([...b.placement, ...also])].filter((m) => m !== this.h.nodeId && m !== "");
     const timeoutMs = Math.max(200, this.electionMs);
     const answers = await Promise.all(
       asked.map((peer) =>
@@ -592,8 +664,10 @@ export class Membership {
 /**
  * The next single conf change that moves `conf` toward `wanted` (pure): add missing nodes as
  * learners; promote caught-up learners while fewer than `votersWanted` wanted nodes vote; remove
- * learners not wanted; remove voters not wanted once every wanted node votes or enough do (this
- * node last, and none of `holdBack`). Null when nothing is to do now.
+ * learners not wanted; remove voters not wanted once every wanted node votes or enough do (voters
+ * the leader knows inactive first, this node last, none of `holdBack`, and none whose removal would
+ * leave fewer voters not known inactive than a quorum: then it waits, rather than leave a group
+ * that cannot commit). Null when nothing is to do now.
  */
 export function nextChangeToward(
   conf: ConfState,
@@ -614,9 +688,16 @@ export function nextChangeToward(
   }
   for (const id of conf.learners) if (!wanted.includes(id)) return { type: "removeNode", nodeId: id };
   if (wantedVoters < votersWanted && conf.learners.some((id) => wanted.includes(id))) return null; // promote first
-  const extra = conf.voters.filter((v) => !wanted.includes(v) && !holdBack.includes(v)).sort((a, b) => (a === self ? 1 : b === self ? -1 : a < b ? -1 : 1));
-  const first = extra[0];
-  if (first !== undefined && conf.voters.length > 1) return { type: "removeNode", nodeId: first };
+  // Known inactive: the leader has progress for it and heard nothing lately (missing progress: no information).
+  const inactive = (id: string) => id !== self && progress[id] !== undefined && !progress[id].recentActive;
+  const rank = (id: string) => (id === self ? 2 : inactive(id) ? 0 : 1);
+  const extra = conf.voters.filter((v) => !wanted.includes(v) && !holdBack.includes(v)).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+  if (conf.voters.length <= 1) return null;
+  for (const id of extra) {
+    const remaining = conf.voters.filter((v) => v !== id);
+    const live = remaining.filter((v) => !inactive(v)).length;
+    if (live >= Math.floor(remaining.length / 2) + 1) return { type: "removeNode", nodeId: id };
+  }
   return null;
 }
 
@@ -646,7 +727,14 @@ function toWire(view: MembershipView): WireMembership {
   return {
     members: [...view.members],
     removed: [...view.removed],
-    change: view.change ? { seq: view.change.seq, type: view.change.type, nodeId: view.change.nodeId } : null,
+    change: view.change
+      ? {
+          seq: view.change.seq,
+          type: view.change.type,
+          nodeId: view.change.nodeId,
+          ...(view.change.bucket !== undefined ? { bucket: view.change.bucket, replicas: view.change.replicas } : {}),
+        }
+      : null,
   };
 }
 

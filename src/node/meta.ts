@@ -4,16 +4,22 @@
  * replicas. Deterministic: placement is decided at apply time from the state alone, so every node
  * reaches the same placement. Bucket *configuration changes* are not recorded here: they go through
  * the bucket's own group (its state machine is authoritative for the current config), which keeps
- * an update atomic with the history trimming it causes.
+ * an update atomic with the history trimming it causes. The one exception is the replica count: a
+ * `bucketReplicas` entry records the bucket's configured `replicas` here and decides its new placement
+ * (a change of the same kind as a removal, see below and docs/membership.md).
  *
  * Membership (see docs/membership.md): `members` are the nodes of the cluster config that currently
  * belong to the cluster, `removed` the ones taken out with `cluster.removeNode`. A removal or re-add
  * is one `nodeRemove` / `nodeAdd` entry that decides, at apply time, the new placement of every
  * affected bucket and records the change as in progress; the group leaders then reconcile their Raft
  * configurations toward it (src/node/membership.ts) and the meta leader ends it with
- * `membershipDone`. One change at a time: another is refused (retryable) until then.
+ * `membershipDone`. One change at a time: another is refused (retryable) until then. A bucket's
+ * replica count changed by `bucket.update` (`bucketReplicas`) is such a change too: it grows the
+ * placement (members hosting fewest replicas first) or shrinks it (keeping the replicas the proposer
+ * prefers: the group's leader, then the most up-to-date), and the same loop then moves the group.
  */
 import { Packr } from "msgpackr";
+import { REPLICAS_MAX } from "../kv/index.ts";
 import type { BucketConfig } from "../kv/types.ts";
 import { CairnError, type ErrorCode } from "../shared/errors.ts";
 import { assert } from "../shared/assert.ts";
@@ -23,6 +29,11 @@ export interface MetaBucket {
   /** Raft group id of the bucket: unique per incarnation, so a re-created bucket never meets old messages. */
   readonly group: string;
   readonly createConfig: BucketConfig;
+  /**
+   * Configured replica count: createConfig.replicas until a bucket.update changes it. The placement
+   * may hold fewer (a removal shrank the bucket) while members are missing.
+   */
+  readonly replicas: number;
   /** Replica node ids, as they should be now (membership changes move and shrink it). */
   readonly placement: readonly string[];
   /**
@@ -39,8 +50,13 @@ export interface MetaBucket {
 export interface MembershipChange {
   /** Increases by one per change; `completedSeq` reaches it when the change is done. */
   readonly seq: number;
-  readonly type: "remove" | "add";
+  /** remove / add a node; or change the replica count of one bucket (bucket.update). */
+  readonly type: "remove" | "add" | "replicas";
+  /** The node removed or added ("" for a replicas change). */
   readonly nodeId: string;
+  /** A replicas change: the bucket, and its new replica count. */
+  readonly bucket?: string;
+  readonly replicas?: number;
   /** Buckets whose placement this change altered: their groups must match it before it completes. */
   readonly buckets: readonly string[];
   readonly startedAt: number;
@@ -59,6 +75,11 @@ export type MetaCommand =
   | { readonly type: "bucketDelete"; readonly bucket: string }
   | { readonly type: "nodeRemove"; readonly nodeId: string }
   | { readonly type: "nodeAdd"; readonly nodeId: string }
+  /**
+   * bucket.update changing `replicas`. `prefer`: replicas to keep first when shrinking, as the proposer
+   * saw the group (its leader, then the most up-to-date); a hint only, validated at apply time.
+   */
+  | { readonly type: "bucketReplicas"; readonly bucket: string; readonly replicas: number; readonly prefer?: readonly string[] }
   | { readonly type: "membershipDone"; readonly seq: number };
 
 export interface MetaEnvelope {
@@ -73,8 +94,11 @@ export type MetaResult =
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: "number", moreTypes: false, bundleStrings: false });
 
-/** Version 2 adds membership (removed, change, completedSeq) and MetaBucket.initial/left; 1 still restores. */
-const SNAPSHOT_VERSION = 2;
+/**
+ * Version 2 adds membership (removed, change, completedSeq) and MetaBucket.initial/left; version 3
+ * MetaBucket.replicas (replica count changes). 1 and 2 still restore.
+ */
+const SNAPSHOT_VERSION = 3;
 
 /** Replicas a bucket of `replicas` needs at least: a majority of its configured count. */
 export function replicasNeeded(replicas: number): number {
@@ -93,6 +117,14 @@ export function bootstrapsAt(bucket: MetaBucket, nodeId: string): boolean {
 
 /** Start of the (retryable, UNAVAILABLE) message refusing a change while another is in progress. */
 export const CHANGE_IN_PROGRESS = "a membership change is in progress";
+
+/** A change in words, for messages and logs: "remove n3", "replicas of bucket b to 3". */
+export function describeChange(change: Pick<MembershipChange, "type" | "nodeId" | "bucket" | "replicas">): string {
+  return change.type === "replicas" ? `replicas of bucket ${change.bucket} to ${change.replicas}` : `${change.type} ${change.nodeId}`;
+}
+
+/** Most entries of a bucketReplicas `prefer` hint looked at (a bucket has at most 5 replicas). */
+const PREFER_ENTRIES_MAX = 16;
 
 type ErrorResult = Extract<MetaResult, { ok: false }>;
 
@@ -174,6 +206,7 @@ export class MetaStateMachine {
           bucket: command.bucket,
           group: `b:${command.bucket}:${index}`,
           createConfig: command.config,
+          replicas: command.config.replicas,
           placement,
           initial: placement,
           left: [],
@@ -192,6 +225,8 @@ export class MetaStateMachine {
         return this.nodeRemove(command.nodeId, envelope.now);
       case "nodeAdd":
         return this.nodeAdd(command.nodeId, envelope.now);
+      case "bucketReplicas":
+        return this.bucketReplicas(command.bucket, command.replicas, command.prefer, envelope.now);
       case "membershipDone":
         if (this.change !== null && this.change.seq === command.seq) {
           this.completedSeq = command.seq;
@@ -210,8 +245,27 @@ export class MetaStateMachine {
     if (this.change !== null && this.change.type === type && this.change.nodeId === nodeId) return { ok: true, bucket: null, existed: true, change: this.change };
     const already = type === "remove" ? this.removed.includes(nodeId) : this.members.includes(nodeId);
     if (already) return { ok: true, bucket: null, existed: true };
-    if (this.change !== null) return refused("UNAVAILABLE", `${CHANGE_IN_PROGRESS} (${this.change.type} ${this.change.nodeId}); retry when it completes`);
+    return this.inProgress();
+  }
+
+  /** Another change in progress: the retryable refusal; else null. */
+  private inProgress(): ErrorResult | null {
+    if (this.change !== null) return refused("UNAVAILABLE", `${CHANGE_IN_PROGRESS} (${describeChange(this.change)}); retry when it completes`);
     return null;
+  }
+
+  /**
+   * What a replica count change gets before its own rules apply, or null (as precheck): the same
+   * change in progress (the caller waits for it); the count already as asked (success, nothing to
+   * do); another change in progress (retryable UNAVAILABLE); no such bucket.
+   */
+  precheckReplicas(bucket: string, replicas: number): MetaResult | null {
+    const b = this.buckets.get(bucket);
+    const c = this.change;
+    if (c !== null && c.type === "replicas" && c.bucket === bucket && c.replicas === replicas) return { ok: true, bucket: b ?? null, existed: true, change: c };
+    if (!b) return refused("BUCKET_NOT_FOUND", "bucket not found");
+    if (b.replicas === replicas) return { ok: true, bucket: b, existed: true };
+    return this.inProgress();
   }
 
   /**
@@ -240,11 +294,11 @@ export class MetaStateMachine {
         hosted.set(spare, hosted.get(spare)! + 1);
       } else {
         placement = b.placement.filter((m) => m !== nodeId);
-        const needed = replicasNeeded(b.createConfig.replicas);
+        const needed = replicasNeeded(b.replicas);
         if (placement.length < needed) {
           return refused(
             "MEMBERSHIP_CHANGE_REFUSED",
-            `removing ${nodeId} would leave bucket ${b.bucket} with ${placement.length} of its ${b.createConfig.replicas} replicas (it needs at least ${needed}) and no other node can host it`,
+            `removing ${nodeId} would leave bucket ${b.bucket} with ${placement.length} of its ${b.replicas} replicas (it needs at least ${needed}) and no other node can host it`,
           );
         }
       }
@@ -263,13 +317,53 @@ export class MetaStateMachine {
     if (!this.removed.includes(nodeId)) return refused("NODE_NOT_FOUND", `node ${nodeId} is not a node of this cluster`);
     const grown: MetaBucket[] = [];
     for (const b of this.list()) {
-      if (b.placement.length >= b.createConfig.replicas || b.placement.includes(nodeId)) continue;
+      if (b.placement.length >= b.replicas || b.placement.includes(nodeId)) continue;
       grown.push({ ...b, placement: [...b.placement, nodeId] });
     }
     for (const b of grown) this.buckets.set(b.bucket, b);
     this.members = [...this.members, nodeId].sort();
     this.removed = this.removed.filter((m) => m !== nodeId);
     return this.startChange("add", nodeId, grown, now);
+  }
+
+  /**
+   * Sets a bucket's configured replica count and decides its new placement. Growing adds the members
+   * not hosting it that host fewest replicas (ties by a hash of bucket and member, as creation).
+   * Shrinking keeps, in this order, the `prefer` hint's nodes (the leader first: it stays first, the
+   * preferred leader), then the placement's own order (placement[0] first); the other replicas leave
+   * (recorded in `left`: should one come back, it joins blank). The reconciliation loop then moves
+   * the group; the change is done when its voters are exactly the placement.
+   */
+  private bucketReplicas(bucket: string, replicas: number, prefer: readonly string[] | undefined, now: number): MetaResult {
+    if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) return refused("INVALID_CONFIG", `replicas must be between 1 and ${REPLICAS_MAX}`);
+    const pending = this.precheckReplicas(bucket, replicas);
+    if (pending) return pending;
+    const b = this.buckets.get(bucket)!;
+    if (replicas > this.members.length) return refused("INVALID_CONFIG", `replicas ${replicas} exceeds the cluster size ${this.members.length}`);
+    let placement: string[];
+    let left = b.left;
+    if (replicas >= b.placement.length) {
+      const hosted = this.hostedCounts(this.members);
+      const spares = this.members.filter((m) => !b.placement.includes(m));
+      spares.sort((x, y) => hosted.get(x)! - hosted.get(y)! || fnv1a(bucket + "/" + x) - fnv1a(bucket + "/" + y) || (x < y ? -1 : 1));
+      placement = [...b.placement, ...spares.slice(0, replicas - b.placement.length)];
+    } else {
+      const hint = Array.isArray(prefer) ? prefer.slice(0, PREFER_ENTRIES_MAX).filter((m) => typeof m === "string" && b.placement.includes(m)) : [];
+      const order = [...new Set([...hint, ...b.placement])];
+      const kept = new Set(order.slice(0, replicas));
+      placement = b.placement.filter((m) => kept.has(m));
+      const leader = hint[0];
+      if (leader !== undefined && placement[0] !== leader) placement = [leader, ...placement.filter((m) => m !== leader)];
+      const dropped = b.placement.filter((m) => !kept.has(m));
+      left = [...left, ...dropped.filter((m) => !left.includes(m))];
+    }
+    const changed: MetaBucket = { ...b, replicas, placement, left };
+    this.buckets.set(bucket, changed);
+    const placementChanged = placement.length !== b.placement.length || placement.some((m, i) => m !== b.placement[i]);
+    // Only the count changed (a shrunk bucket set to the replicas it runs on): nothing to move.
+    if (!placementChanged) return { ok: true, bucket: changed, existed: false };
+    this.change = { seq: this.completedSeq + 1, type: "replicas", nodeId: "", bucket, replicas, buckets: [bucket], startedAt: now };
+    return { ok: true, bucket: changed, existed: false, change: this.change };
   }
 
   private startChange(type: MembershipChange["type"], nodeId: string, buckets: readonly MetaBucket[], now: number): MetaResult {
@@ -330,7 +424,7 @@ export class MetaStateMachine {
       removed?: string[];
       change?: MembershipChange | null;
       completedSeq?: number;
-      buckets: (Omit<MetaBucket, "initial" | "left"> & { initial?: string[]; left?: string[] })[];
+      buckets: (Omit<MetaBucket, "initial" | "left" | "replicas"> & { initial?: string[]; left?: string[]; replicas?: number })[];
       seen: [string, MetaResult][];
     };
     try {
@@ -338,7 +432,7 @@ export class MetaStateMachine {
     } catch (cause) {
       throw new CairnError("CORRUPT_DATA", "meta snapshot cannot be decoded", {}, { cause });
     }
-    if (!image || (image.version !== SNAPSHOT_VERSION && image.version !== 1) || !Array.isArray(image.buckets)) {
+    if (!image || ![1, 2, SNAPSHOT_VERSION].includes(image.version) || !Array.isArray(image.buckets)) {
       throw new CairnError("CORRUPT_DATA", "meta snapshot has an unknown format");
     }
     this.appliedIndex = image.appliedIndex;
@@ -347,8 +441,11 @@ export class MetaStateMachine {
     this.change = image.change ?? null;
     this.completedSeq = image.completedSeq ?? 0;
     this.buckets.clear();
-    // Version 1 predates membership changes: the placement then was still the initial one.
-    for (const b of image.buckets) this.buckets.set(b.bucket, { ...b, initial: b.initial ?? b.placement, left: b.left ?? [] });
+    // Version 1 predates membership changes: the placement then was still the initial one. Before
+    // version 3 the replica count could not change: it is the one the bucket was created with.
+    for (const b of image.buckets) {
+      this.buckets.set(b.bucket, { ...b, replicas: b.replicas ?? b.createConfig.replicas, initial: b.initial ?? b.placement, left: b.left ?? [] });
+    }
     this.seen.clear();
     for (const [k, v] of image.seen) this.seen.set(k, v);
   }

@@ -284,7 +284,7 @@ export class CairnNode {
       case "bucket.create":
         return this.bucketCreate(request.bucket, request.config, request.requestId, hops, deadline);
       case "bucket.update":
-        return this.bucketUpdate(request.bucket, request.config, request.requestId, hops, deadline);
+        return this.bucketUpdate(request.bucket, request.config, request.requestId, hops, deadline, (request as { wait?: unknown }).wait !== false);
       case "bucket.delete": {
         validateBucketName(request.bucket);
         return this.metaWrite({ type: "bucketDelete", bucket: request.bucket }, request.requestId, request, hops, deadline, async () => ({
@@ -464,18 +464,36 @@ export class CairnNode {
     });
   }
 
-  private async bucketUpdate(name: string, input: BucketConfigInput, requestId: string | undefined, hops: number, deadline: number) {
+  /**
+   * bucket.update: merges `input` onto the current configuration. A change of `replicas` first goes
+   * through the meta group (the bucket's configured count and new placement, a membership change:
+   * refused with UNAVAILABLE while another is in progress), then the whole configuration through the
+   * bucket's group; the answer comes once the group runs on exactly its new placement (as
+   * cluster.removeNode, docs/membership.md), so the status returned shows it. A retry (same request
+   * id) of an update whose replica change already started waits for it. `wait` false: the internal
+   * hop to the bucket leader, which does not wait.
+   */
+  private async bucketUpdate(name: string, input: BucketConfigInput, requestId: string | undefined, hops: number, deadline: number, wait = true) {
     validateBucketName(name);
     await this.metaReadBarrier(deadline);
     this.bucketOrThrow(name);
-    const current = statusConfig((await this.bucketStatus(name, { op: "bucket.status", bucket: name }, hops, deadline)) as WireBucketStatus);
+    const status = (await this.bucketStatus(name, { op: "bucket.status", bucket: name }, hops, deadline)) as WireBucketStatus;
+    const current = statusConfig(status);
+    // (Bounds replicas by the nodes of the cluster config; by the current members below.)
     const next = normalizeConfig({ ...current, ...(input as Partial<BucketConfig>) }, this.options.members.length);
     configUpdateAllowed(current, next);
+    const id = requestId ?? this.nextRequestId();
+    let seq = 0;
     if (next.replicas !== current.replicas) {
-      throw new CairnError("INVALID_CONFIG", "changing the number of replicas of an existing bucket is not supported yet");
+      const members = this.meta.membership().members.length;
+      if (next.replicas > members) throw new CairnError("INVALID_CONFIG", `replicas ${next.replicas} exceeds the cluster size ${members}`);
+      seq = await this.membership.changeReplicas(name, next.replicas, preferredReplicas(status), id, deadline);
+    } else if (wait && (input as Partial<BucketConfig>).replicas !== undefined) {
+      seq = this.membership.pendingReplicasChange(name, next.replicas);
     }
-    const request: NodeRequest = { op: "bucket.update", bucket: name, config: next, ...(requestId ? { requestId } : {}) };
+    const request = { op: "bucket.update", bucket: name, config: next, requestId: id, wait: false } as NodeRequest;
     await this.kvWrite(request, hops, deadline, { type: "bucketUpdate", bucket: name, config: next });
+    if (seq > 0 && wait) await this.membership.waitDone(seq, deadline);
     return this.bucketStatus(name, { op: "bucket.status", bucket: name }, hops, deadline);
   }
 
@@ -535,10 +553,11 @@ export class CairnNode {
     const s = replica.sm.status(meta.bucket);
     const group = this.host.group(meta.group);
     const raft = group?.core.status();
+    const voters = raft?.confState.voters ?? [];
     const replicasInfo = meta.placement.map((node) => {
       const p = raft?.progress?.[node];
       const lag = p ? Math.max(0, (raft?.lastIndex ?? 0) - p.match) : node === this.id ? 0 : -1;
-      return { node, current: lag === 0, lag, leader: node === raft?.leader };
+      return { node, current: lag === 0, lag, leader: node === raft?.leader, voter: voters.includes(node) };
     });
     return {
       bucket: meta.bucket,
@@ -549,13 +568,15 @@ export class CairnNode {
       ttlMs: s.config.ttlMs,
       maxBytes: s.config.maxBytes,
       maxValueSize: s.config.maxValueSize,
-      replicas: s.config.replicas,
+      // The configured count is the meta state's (a bucket.update records it there first).
+      replicas: meta.replicas,
       storage: s.config.storage,
       markerTtlMs: s.config.markerTtlMs,
       description: s.config.description,
       metadata: { ...s.config.metadata },
       compression: s.config.compression,
       leader: raft?.leader ?? null,
+      replicasRunning: voters.length,
       replicasInfo,
     };
   }
@@ -844,6 +865,13 @@ function pageOptions(afterRevision: unknown, limit: unknown): { afterRevision?: 
     out.limit = Math.min(limit, PROTOCOL_LIMITS.pageEntriesMax);
   }
   return out;
+}
+
+/** The replicas a shrink keeps first: the leader, then the others by how far behind they are (unknown last). */
+function preferredReplicas(s: WireBucketStatus): string[] {
+  const behind = (lag: number) => (lag < 0 ? Number.MAX_SAFE_INTEGER : lag);
+  const others = s.replicasInfo.filter((r) => r.node !== s.leader).sort((a, b) => behind(a.lag) - behind(b.lag));
+  return [...(s.leader !== null ? [s.leader] : []), ...others.map((r) => r.node)];
 }
 
 function statusConfig(s: WireBucketStatus): BucketConfig {

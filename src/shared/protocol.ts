@@ -75,6 +75,7 @@ export interface WireBucketStatus {
   ttlMs: number;
   maxBytes: number;
   maxValueSize: number;
+  /** Configured replica count (a bucket.update may change it; see replicasRunning). */
   replicas: number;
   storage: "file" | "memory";
   markerTtlMs: number;
@@ -82,7 +83,13 @@ export interface WireBucketStatus {
   metadata: Record<string, string>;
   compression: boolean;
   leader: string | null;
-  replicasInfo: { node: string; current: boolean; lag: number; leader: boolean }[];
+  /**
+   * Voters of the bucket's Raft group as its leader applied them: equals `replicas` once a change of
+   * the replica count (or a membership change) is done; fewer while a removal keeps the bucket shrunk.
+   */
+  replicasRunning?: number;
+  /** The replicas the bucket should run on (its placement); `voter` false: joining, not voting yet. */
+  replicasInfo: { node: string; current: boolean; lag: number; leader: boolean; voter?: boolean }[];
 }
 
 /** Every request carries `id` (per connection, for matching the response). Writes may carry `requestId`
@@ -203,8 +210,11 @@ export interface WireMembership {
   members: string[];
   /** Nodes of the cluster config taken out with cluster.removeNode (until re-added). */
   removed: string[];
-  /** The membership change in progress, if any (at most one at a time). */
-  change: { seq: number; type: "remove" | "add"; nodeId: string } | null;
+  /**
+   * The membership change in progress, if any (at most one at a time): a node removed or added, or a
+   * bucket's replica count changed by bucket.update (`nodeId` "", `bucket` and `replicas` set).
+   */
+  change: { seq: number; type: "remove" | "add" | "replicas"; nodeId: string; bucket?: string; replicas?: number } | null;
 }
 
 /** Server -> client pushes for a watch. */

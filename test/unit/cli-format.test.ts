@@ -189,6 +189,25 @@ describe("format", () => {
     expect(text).toContain("               Replica: n3, outdated, 4 operations behind\n");
   });
 
+  it("kv info and cluster status during a replica count change: configured vs running, joining replicas", () => {
+    const changing: KvStatus = {
+      ...status,
+      replicasRunning: 2,
+      replicasInfo: [...status.replicasInfo.slice(0, 2).map((r) => ({ ...r, voter: true })), { ...status.replicasInfo[2]!, voter: false }],
+    };
+    const text = formatStatus(changing);
+    expect(text).toContain("              Replicas: 3 (running on 2)\n");
+    expect(text).toContain("               Replica: n3, outdated, joining, 4 operations behind\n");
+    expect(formatStatus({ ...changing, replicasRunning: 3 })).toContain("              Replicas: 3\n");
+    const cluster = formatClusterStatus({
+      node: "n1",
+      nodes: [{ id: "n1", url: "ws://127.0.0.1:4222", reachable: true }],
+      groups: [],
+      membership: { members: ["n1"], removed: [], change: { seq: 4, type: "replicas", nodeId: "", bucket: "my-kv", replicas: 3 } },
+    });
+    expect(cluster).toContain("Membership change in progress: replicas of bucket my-kv to 3");
+  });
+
   it("tables: title, headers, rows, numbers right-aligned", () => {
     expect(renderTable("T", ["Key", "Rev"], [["a", 1], ["bb", 10]])).toBe(
       [
