@@ -81,6 +81,9 @@ export const KEY_LENGTH_LIMIT = 2 ** (31 - COUNT_BITS) - 1;
 const SLOTS_MIN = 64;
 /** Key rows: a power of two, at least this many. */
 const KEY_ROWS_MIN = 16;
+/** placeAll: ints per key (hash, count-length, packed characters), and the bits of its counting sort. */
+const PLACE_I32 = 2 + KEY_INLINE_WORDS;
+const PLACE_BUCKET_BITS = 12;
 /** Rebuild the expiry heap when more than this many of its entries (and half) are dead. */
 const EXPIRY_DEAD_MIN = 1024;
 
@@ -470,6 +473,7 @@ export class RecordLog implements KeyOwner {
     const op = new Uint8Array(n);
     const valueLength = new Uint32Array(n);
     const values = new Uint8Array(this.arena.liveBytes);
+    const valueWords = new Int32Array(values.buffer, 0, values.length >>> 2);
     const { f64, i32 } = this;
     let j = 0;
     let offset = 0;
@@ -487,7 +491,7 @@ export class RecordLog implements KeyOwner {
       const length = i32[i + I_LENGTH]!;
       valueLength[j] = length;
       if (length !== 0) {
-        this.arena.copyTo(i32[i + I_CHUNK]!, offsetOp >>> OP_BITS, length, values, offset);
+        this.arena.copyTo(i32[i + I_CHUNK]!, offsetOp >>> OP_BITS, length, values, valueWords, offset);
         offset += length;
       }
       j++;
@@ -506,24 +510,121 @@ export class RecordLog implements KeyOwner {
     const log = new RecordLog(keys.length);
     const n = revision.length;
     log.allocateSlots(Math.max(SLOTS_MIN, n));
-    // The table is built at its final size. Restored keys stay slices of the snapshot's joined key
-    // string (no per-key copy): that string is about as large as the copies would be.
     const idOf = new Int32Array(keys.length);
-    for (let k = 0; k < keys.length; k++) idOf[k] = log.placeKey(keys[k]!);
+    const countLength = new Int32Array(keys.length);
+    log.placeAll(keys, idOf, countLength);
     log.sorted = SortedKeys.fromSorted(log, keys, idOf);
-    let offset = 0;
-    // Views made from the buffer: a million subarray() calls would cost twice as much.
+    // Records fill the slots in order. Their keys come in no order, so the per-key state (first and
+    // last slot, count) is kept in arrays by key position, a few MB, and written to the key rows at
+    // the end, without reading them: a read of a random key row per record waits on memory.
+    const firstSlot = new Int32Array(keys.length);
+    const lastSlot = new Int32Array(keys.length);
+    const count = new Uint8Array(keys.length);
+    const { f64, i32, arena } = log;
     const buffer = values.buffer;
-    const base = values.byteOffset;
+    let at = values.byteOffset;
+    let valueBytes = 0;
     for (let j = 0; j < n; j++) {
+      const k = recordKey[j]!;
+      const f = j * SLOT_F64;
+      f64[f + F_REVISION] = revision[j]!;
+      f64[f + F_CREATED] = created[j]!;
+      f64[f + F_EXPIRES] = expiresAt[j]!;
+      const i = j * SLOT_I32;
+      i32[i + I_KEY] = idOf[k]!;
+      if (count[k] === 0) {
+        firstSlot[k] = j;
+        i32[i + I_PREV] = -1;
+      } else {
+        const previous = lastSlot[k]!;
+        i32[i + I_PREV] = previous;
+        i32[previous * SLOT_I32 + I_NEXT] = j;
+      }
+      i32[i + I_NEXT] = -1;
+      lastSlot[k] = j;
+      count[k]!++;
       const length = valueLength[j]!;
-      const value = new Uint8Array(buffer, base + offset, length);
-      offset += length;
-      log.append(idOf[recordKey[j]!]!, op[j]!, value, created[j]!, expiresAt[j]!, revision[j]!);
+      i32[i + I_LENGTH] = length;
+      if (length === 0) {
+        i32[i + I_CHUNK] = -1;
+        i32[i + I_OFFSET_OP] = op[j]!;
+      } else {
+        // A view made from the buffer: a million subarray() calls would cost twice as much.
+        i32[i + I_CHUNK] = arena.store(new Uint8Array(buffer, at, length));
+        i32[i + I_OFFSET_OP] = (arena.lastOffset << OP_BITS) | op[j]!;
+        at += length;
+        valueBytes += length;
+      }
+      if (expiresAt[j] !== 0) log.expiry.push(expiresAt[j]!, revision[j]!);
     }
+    let keyBytes = 0;
+    const keyRows = log.keyRows;
+    for (let k = 0; k < keys.length; k++) {
+      const row = idOf[k]! * KEY_I32;
+      keyRows[row + K_NEWEST] = lastSlot[k]!;
+      keyRows[row + K_OLDEST] = firstSlot[k]!;
+      keyRows[row + K_COUNT_LENGTH] = countLength[k]! + count[k]!;
+      keyBytes += keys[k]!.length * count[k]!;
+    }
+    assert(n === 0 || revision[n - 1]! <= lastRevision, "RecordLog.fromColumns: revisions beyond lastRevision");
+    log.first = 0;
+    log.end = n;
+    log.live = n;
+    log.bytes = keyBytes + valueBytes;
     log.lastRevision = lastRevision;
     return log;
   }
+
+  /**
+   * Registers every key of a fresh table at once, with no records; sets each key's id and its row's
+   * count-length field (no records) in idOf and countLength. The keys go in by their rows' positions
+   * (a counting sort of their hashes), so the table fills front to back instead of at a random row per
+   * key; their characters are read once, in order.
+   */
+  private placeAll(keys: readonly string[], idOf: Int32Array, countLength: Int32Array): void {
+    const n = keys.length;
+    const mask = this.keyMask;
+    assert(this.keysLive === 0 && n * 2 <= mask + 1, "RecordLog.placeAll: table not fresh or too small");
+    let rowBits = 0;
+    while (1 << rowBits <= mask) rowBits++;
+    const shift = Math.max(0, rowBits - PLACE_BUCKET_BITS);
+    // Counting sort by the top bits of each key's home row: count, then scatter each key's row fields
+    // (hash, count-length with no records, packed characters), position and name to its place.
+    const starts = new Int32Array((1 << PLACE_BUCKET_BITS) + 1);
+    for (let k = 0; k < n; k++) starts[((this.probe(keys[k]!) & mask) >>> shift) + 1]!++;
+    for (let b = 1; b < starts.length; b++) starts[b]! += starts[b - 1]!;
+    const fields = new Int32Array(n * PLACE_I32);
+    const positions = new Int32Array(n);
+    const names = new Array<string>(n);
+    for (let k = 0; k < n; k++) {
+      const key = keys[k]!;
+      const hash = this.probe(key);
+      const words = this.probeWordCount;
+      const p = starts[(hash & mask) >>> shift]!++;
+      const f = p * PLACE_I32;
+      fields[f] = hash;
+      fields[f + 1] = countLength[k] = (key.length << COUNT_BITS) | (words >= 0 ? FLAG_INLINE : 0);
+      for (let w = 0; w < words; w++) fields[f + 2 + w] = this.probeWords[w]!;
+      positions[p] = k;
+      names[p] = key;
+    }
+    const keyRows = this.keyRows;
+    for (let p = 0; p < n; p++) {
+      const f = p * PLACE_I32;
+      let id = fields[f]! & mask;
+      while (keyRows[id * KEY_I32 + K_COUNT_LENGTH] !== ROW_EMPTY) id = (id + 1) & mask;
+      const row = id * KEY_I32;
+      keyRows[row + K_NEWEST] = -1;
+      keyRows[row + K_OLDEST] = -1;
+      keyRows[row + K_COUNT_LENGTH] = fields[f + 1]!;
+      keyRows[row + K_HASH] = fields[f]!;
+      for (let w = 0; w < KEY_INLINE_WORDS; w++) keyRows[row + K_CHARS + w] = fields[f + 2 + w]!;
+      this.keyNames[id] = names[p];
+      idOf[positions[p]!] = id;
+    }
+    this.keysLive = n;
+  }
+
 
   /**
    * Full when end reaches capacity: squeeze out tombstones, and grow or shrink to 1.5x live (plus

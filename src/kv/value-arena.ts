@@ -128,11 +128,23 @@ export class ValueArena {
     return new Uint8Array(this.buffers[id]!, offset, length);
   }
 
-  /** Copies a stored value into `target` at `at` (for bulk export). */
-  copyTo(id: number, offset: number, length: number, target: Uint8Array, at: number): void {
+  /**
+   * Copies a stored value into `target` at `at` (for bulk export). `targetWords` views target's
+   * buffer from target's start as 32-bit words (target.byteOffset a multiple of 4): at a word-aligned
+   * `at` the value is copied as words, without a view object.
+   */
+  copyTo(id: number, offset: number, length: number, target: Uint8Array, targetWords: Int32Array, at: number): void {
     const chunk = this.chunks[id]!;
-    if (length <= COPY_LOOP_BYTES_MAX) for (let i = 0; i < length; i++) target[at + i] = chunk[offset + i]!;
-    else target.set(this.view(id, offset, length), at);
+    if (length <= COPY_LOOP_BYTES_MAX) {
+      for (let i = 0; i < length; i++) target[at + i] = chunk[offset + i]!;
+    } else if ((at & 3) === 0) {
+      const words = length >>> 2;
+      const source = this.words[id]!;
+      for (let w = 0, s = offset >>> 2, t = at >>> 2; w < words; w++) targetWords[t + w] = source[s + w]!;
+      for (let b = words * 4; b < length; b++) target[at + b] = chunk[offset + b]!;
+    } else {
+      target.set(this.view(id, offset, length), at);
+    }
   }
 
   /** Releases a stored value's bytes. */
