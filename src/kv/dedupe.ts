@@ -19,7 +19,10 @@
  *   (never reused), a bucket holds the sequence number of its newest entry and each entry that of the
  *   next older one in its bucket. A chain descends in age, so it ends at the first entry that is no
  *   longer in the window: evicting an entry touches no bucket at all (with two buckets per ring cell,
- *   a lookup that misses reads one bucket and, a third of the time, one entry's hash).
+ *   a lookup that misses reads one bucket and, a third of the time, one entry's hash). A bucket keeps
+ *   the low 32 bits of the sequence number (half the memory of a whole one, so more of it stays in
+ *   cache), read as an offset from the oldest entry's: a bucket untouched for 2^32 ids may then seem to
+ *   name a live entry of another bucket, whose id will not match and whose chain ends as any other.
  *   (A JS Map is no good here: finding its oldest entry walks over every entry deleted since it last
  *   rehashed, which made each eviction a scan of up to entriesMax holes.)
  *
@@ -80,8 +83,8 @@ export class DedupeWindow {
   private idWords = new Int32Array(0);
   private longIds: (string | undefined)[] = [];
 
-  // ---- the buckets: sequence number of the newest entry whose hash & bucketMask is the bucket, or NONE ----
-  private buckets = new Float64Array(0);
+  // ---- the buckets: low 32 bits of the sequence number of the newest entry whose hash & bucketMask is the bucket ----
+  private buckets = new Int32Array(0);
   private bucketMask = 0;
 
   /**
@@ -93,9 +96,11 @@ export class DedupeWindow {
   private readonly probeWords = new Int32Array(ID_CELL_WORDS);
   private probeWordCount = LONG_ID;
 
-  constructor(windowMs: number, entriesMax: number) {
+  /** `firstSequence`: where sequence numbers start (tests start near 2^32 to cross the buckets' wrap). */
+  constructor(windowMs: number, entriesMax: number, firstSequence = 0) {
     this.windowMs = windowMs;
     this.entriesMax = entriesMax;
+    this.headSeq = firstSequence;
   }
 
   get size(): number {
@@ -118,12 +123,18 @@ export class DedupeWindow {
     const headSeq = this.headSeq;
     const mask = this.capacity - 1;
     // Chains descend in sequence number: the first one below headSeq (or NONE) ends it.
-    for (let seq = this.buckets[hash & this.bucketMask]!; seq >= headSeq; ) {
+    for (let seq = this.bucketHead(hash & this.bucketMask); seq >= headSeq; ) {
       const r = (this.head + (seq - headSeq)) & mask;
       if (this.hashes[r] === hash && this.isProbed(r)) return r;
       seq = this.nexts[r]!;
     }
     return -1;
+  }
+
+  /** Sequence number of the newest live entry a bucket names, or NONE. */
+  private bucketHead(bucket: number): number {
+    const offset = (this.buckets[bucket]! - this.headSeq) | 0; // modulo 2^32
+    return offset >= 0 && offset < this.count ? this.headSeq + offset : NONE;
   }
 
   /** Records the result of an id that is not in the window (apply() looked it up first). */
@@ -146,7 +157,6 @@ export class DedupeWindow {
   load(entries: readonly DedupeEntry[]): void {
     this.count = 0;
     this.head = 0;
-    this.headSeq = 0;
     this.capacity = 0;
     this.grow(); // empty, at the smallest size
     for (const entry of entries) this.push(entry.requestId, entry.time, entry.result, isRevisionResult(entry.result));
@@ -160,8 +170,8 @@ export class DedupeWindow {
     const r = (this.head + this.count) & (this.capacity - 1);
     this.count++;
     const bucket = hash & this.bucketMask;
-    this.nexts[r] = this.buckets[bucket]!;
-    this.buckets[bucket] = seq;
+    this.nexts[r] = this.bucketHead(bucket);
+    this.buckets[bucket] = seq | 0;
     this.times[r] = time;
     this.hashes[r] = hash;
     if (revisionOnly) {
@@ -240,7 +250,8 @@ export class DedupeWindow {
     const idWords = new Int32Array(capacity * ID_CELL_WORDS);
     const longIds = new Array<string | undefined>(capacity).fill(undefined);
     const nexts = new Float64Array(capacity);
-    const buckets = new Float64Array(capacity * 2).fill(NONE);
+    // Empty buckets name the entry just before the oldest: none.
+    const buckets = new Int32Array(capacity * 2).fill((this.headSeq - 1) | 0);
     const bucketMask = capacity * 2 - 1;
     for (let n = 0; n < this.count; n++) {
       const from = (this.head + n) & (oldCapacity - 1);
@@ -251,8 +262,10 @@ export class DedupeWindow {
       idLengths[n] = this.idLengths[from]!;
       for (let w = 0; w < ID_CELL_WORDS; w++) idWords[n * ID_CELL_WORDS + w] = this.idWords[from * ID_CELL_WORDS + w]!;
       longIds[n] = this.longIds[from];
-      nexts[n] = buckets[hash & bucketMask]!;
-      buckets[hash & bucketMask] = this.headSeq + n; // oldest first, so each bucket ends at its newest
+      const bucket = hash & bucketMask;
+      const offset = (buckets[bucket]! - this.headSeq) | 0;
+      nexts[n] = offset >= 0 && offset < n ? this.headSeq + offset : NONE; // entries [0, n) are placed
+      buckets[bucket] = (this.headSeq + n) | 0; // oldest first, so each bucket ends at its newest
     }
     this.capacity = capacity;
     this.head = 0;

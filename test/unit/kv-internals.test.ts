@@ -261,9 +261,11 @@ describe("DedupeWindow", () => {
       fc.property(
         fc.integer({ min: 1, max: 50 }),
         fc.nat(40),
+        // Sequence numbers from 0, or crossing 2^31 and 2^32 (buckets keep their low 32 bits).
+        fc.constantFrom(0, 2 ** 31 - 100, 2 ** 32 - 100),
         fc.array(fc.tuple(idArb, fc.nat(3), resultArb, fc.boolean()), { maxLength: 400 }),
-        (windowMs, entriesMax, ops) => {
-          const window = new DedupeWindow(windowMs, entriesMax);
+        (windowMs, entriesMax, firstSequence, ops) => {
+          const window = new DedupeWindow(windowMs, entriesMax, firstSequence);
           let model: DedupeEntry[] = [];
           let now = 0;
           for (const [requestId, step, result, reload] of ops) {
