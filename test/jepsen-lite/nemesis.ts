@@ -15,7 +15,7 @@ import { CairnError } from "../../src/shared/errors.ts";
 import type { WireClusterStatus } from "../../src/shared/protocol.ts";
 import type { Prng } from "../support/prng.ts";
 import { flipByte, truncateLogTail } from "./disk.ts";
-import type { NodeProcesses } from "./nodes.ts";
+import { PORT_IN_USE, type NodeProcesses } from "./nodes.ts";
 import type { FaultProxy } from "./proxy.ts";
 
 /** Nemesis names on the command line, and the faults each stands for. */
@@ -34,6 +34,8 @@ export const EPISODES_MAX = 1000;
 export const MEMBERSHIP_EPISODES_MAX = 200;
 /** How long a node may take to start listening (tsx start-up on a loaded machine). */
 export const NODE_START_TIMEOUT_MS = 60_000;
+/** Starts of one node retried while its port is held by another process. */
+const PORT_RETRIES_MAX = 10;
 /** How long a node that must refuse to start may take to exit. */
 const NODE_REFUSAL_TIMEOUT_MS = 60_000;
 /**
@@ -205,8 +207,7 @@ export class FaultContext {
    */
   async start(id: string, fault: string): Promise<void> {
     if (this.nodes.isRunning(id)) return;
-    this.nodes.spawn(id);
-    const result = await this.nodes.waitStarted(id, NODE_START_TIMEOUT_MS);
+    const result = await this.spawnAndWait(id, fault);
     if (result.state === "listening") return;
     this.log({ fault, kind: "anomaly", nodes: [id], detail: `node did not start (${result.state}):\n${result.log}` });
     await this.nodes.kill9(id);
@@ -220,10 +221,20 @@ export class FaultContext {
     if (!this.dataLoss.has(id)) this.dataLoss.set(id, ["meta"]);
     await this.nodes.wipe(id);
     this.log({ fault, kind: "note", nodes: [id], detail: "data directory wiped; restarting empty" });
-    this.nodes.spawn(id);
-    const result = await this.nodes.waitStarted(id, NODE_START_TIMEOUT_MS);
+    const result = await this.spawnAndWait(id, fault);
     if (result.state !== "listening") {
       this.log({ fault, kind: "anomaly", nodes: [id], detail: `node did not start from an empty data directory (${result.state}):\n${result.log}` });
+    }
+  }
+
+  /** Spawns and waits; retried (bounded) while another process holds the node's port. */
+  private async spawnAndWait(id: string, fault: string): Promise<{ state: "listening" | "exited" | "timeout"; log: string }> {
+    for (let attempt = 1; ; attempt++) {
+      this.nodes.spawn(id);
+      const result = await this.nodes.waitStarted(id, NODE_START_TIMEOUT_MS);
+      if (result.state !== "exited" || !PORT_IN_USE.test(result.log) || attempt >= PORT_RETRIES_MAX) return result;
+      this.log({ fault, kind: "note", nodes: [id], detail: `port taken by another process (attempt ${attempt}); retrying` });
+      await sleep(2000);
     }
   }
 

@@ -9,12 +9,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { copyFile, cp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
-import { createConnection } from "node:net";
+import { createConnection, createServer, type Server } from "node:net";
 import { join, resolve } from "node:path";
-import { freePort } from "../support/process-cluster.ts";
 
 const REPO = resolve(import.meta.dirname, "..", "..");
 
+/** How a node reports that its port is taken (by some other process on the machine). */
+export const PORT_IN_USE = /cannot listen on|EADDRINUSE/;
 /** Lines kept in memory per node (the newest), for error messages. */
 const RECENT_LINES_MAX = 200;
 /** Bytes written to one node's log file; beyond, lines are counted but not written. */
@@ -68,6 +69,20 @@ export interface NodeProcessesOptions {
 }
 
 /**
+ * An ephemeral port held open until release(): the proxy's own ports are allocated meanwhile, so the
+ * OS cannot hand a node's port to a proxy route (a port freed at once can come back at the next bind).
+ */
+async function reservePort(): Promise<{ port: number; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((resolvePort, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolvePort());
+  });
+  const address = server.address();
+  return { port: typeof address === "object" && address !== null ? address.port : 0, server };
+}
+
+/**
  * Copies the node code (src/, package.json, tsconfig.json; node_modules linked) into `dir`, so that
  * every process of a run, restarts included, runs the code as it was when the run started, even while
  * the working tree changes under it.
@@ -84,6 +99,8 @@ async function snapshotCode(dir: string): Promise<string> {
 export class NodeProcesses {
   readonly nodes = new Map<string, JepsenNode>();
   readonly unexpectedExits: UnexpectedExit[] = [];
+  /** Starts that failed because another process held the node's port: the harness's problem, retried. */
+  portConflicts = 0;
   private readonly logs = new Map<string, { stream: WriteStream; bytes: number }>();
 
   private constructor(
@@ -95,8 +112,12 @@ export class NodeProcesses {
   static async create(options: NodeProcessesOptions): Promise<NodeProcesses> {
     const processes = new NodeProcesses(options, await snapshotCode(options.dir));
     const specs: NodeSpec[] = [];
+    const reserved: Server[] = [];
     for (let i = 1; i <= options.nodes; i++) {
-      specs.push({ id: `n${i}`, peer: `127.0.0.1:${await freePort()}`, client: `127.0.0.1:${await freePort()}` });
+      const peer = await reservePort();
+      const client = await reservePort();
+      reserved.push(peer.server, client.server);
+      specs.push({ id: `n${i}`, peer: `127.0.0.1:${peer.port}`, client: `127.0.0.1:${client.port}` });
     }
     const dataRoot = join(options.dir, "data");
     await mkdir(dataRoot, { recursive: true });
@@ -128,6 +149,8 @@ export class NodeProcesses {
         exitExpected: false,
       });
     }
+    // Released only now, after the proxy's routes are listening; the caller spawns the nodes next.
+    await Promise.all(reserved.map((server) => new Promise<void>((r) => server.close(() => r()))));
     return processes;
   }
 
@@ -186,7 +209,8 @@ export class NodeProcesses {
         n.child = null;
         n.paused = false;
         n.lastExit = { code, signal };
-        if (!n.exitExpected) {
+        if (n.recent.some((line) => PORT_IN_USE.test(line))) this.portConflicts++;
+        else if (!n.exitExpected) {
           this.unexpectedExits.push({ id, code, signal, atMs: performance.now(), log: n.recent.slice(-30).join("\n") });
         }
       }

@@ -27,7 +27,7 @@ import {
   type WatchesResult,
 } from "./checker/index.ts";
 import { DEFAULT_TIMING, FaultContext, expandNemeses, runMainLane, runMembershipLane, type FaultEvent, type NemesisTiming } from "./nemesis.ts";
-import { NodeProcesses } from "./nodes.ts";
+import { NodeProcesses, PORT_IN_USE } from "./nodes.ts";
 import { FaultProxy } from "./proxy.ts";
 import {
   BUCKETS,
@@ -185,8 +185,9 @@ export function replayCommand(o: JepsenOptions): string {
 /** The commit checked out and the files of src/ that differ from it (best effort: no git, no facts). */
 function codeVersion(): { commit: string; uncommitted: string[] } {
   try {
-    const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: REPO, encoding: "utf8" }).trim();
-    const status = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: REPO, encoding: "utf8" });
+    const git = (args: string[]): string => execFileSync("git", args, { cwd: REPO, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const commit = git(["rev-parse", "HEAD"]).trim();
+    const status = git(["status", "--porcelain", "--", "src"]);
     return { commit, uncommitted: status.split("\n").filter((l) => l.trim() !== "").map((l) => l.slice(3)) };
   } catch {
     return { commit: "unknown", uncommitted: [] };
@@ -267,7 +268,12 @@ export async function runJepsen(options: JepsenOptions): Promise<RunSummary> {
     // ---- setup ------------------------------------------------------------------------------------
     for (const id of nodes.ids) nodes.spawn(id);
     for (const id of nodes.ids) {
-      const r = await nodes.waitStarted(id, SETUP_TIMEOUT_MS);
+      let r = await nodes.waitStarted(id, SETUP_TIMEOUT_MS);
+      for (let attempt = 1; r.state === "exited" && PORT_IN_USE.test(r.log) && attempt < 10; attempt++) {
+        await sleep(2000);
+        nodes.spawn(id);
+        r = await nodes.waitStarted(id, SETUP_TIMEOUT_MS);
+      }
       if (r.state !== "listening") throw new Error(`node ${id} did not start (${r.state}):\n${r.log}`);
     }
     admin = await retry("admin connect", SETUP_TIMEOUT_MS, () => connect({ servers: nodes.urls, timeoutMs: 5000, name: "jepsen-admin" }));
