@@ -113,8 +113,9 @@ export class DedupeWindow {
   }
 
   get(requestId: string): KvResult | undefined {
+    const hash = this.probe(requestId); // also for an empty window: add() takes the probe
     if (this.count === 0) return undefined;
-    const r = this.find(this.probe(requestId));
+    const r = this.find(hash);
     return r === -1 ? undefined : this.resultAt(r);
   }
 

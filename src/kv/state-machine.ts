@@ -60,6 +60,8 @@ function isRevision(value: unknown): value is number {
 export class KvStateMachine {
   private readonly limits: KvLimits;
   private readonly buckets = new Map<string, Bucket>();
+  /** The bucket bucketOf() found last (writes come in runs to one bucket); null after any change to `buckets`. */
+  private lastBucket: Bucket | null = null;
   private dedupe: DedupeWindow;
   private applied = 0;
   /** Latest leader time seen (ms); the clock of the state machine. */
@@ -133,6 +135,7 @@ export class KvStateMachine {
           throw new CairnError("BUCKET_EXISTS", "bucket name already in use");
         }
         this.buckets.set(name, new Bucket(name, config));
+        this.lastBucket = null;
         return { ok: true };
       }
       case "bucketUpdate": {
@@ -144,6 +147,7 @@ export class KvStateMachine {
       }
       case "bucketDelete": {
         this.buckets.delete(this.bucketOf(command.bucket).name);
+        this.lastBucket = null;
         return { ok: true };
       }
       case "put":
@@ -197,8 +201,13 @@ export class KvStateMachine {
   }
 
   private bucketOf(name: unknown): Bucket {
+    const last = this.lastBucket;
+    if (last !== null && last.name === name) return last;
     const bucket = this.buckets.get(name as string);
-    if (bucket !== undefined) return bucket; // only valid names are ever stored
+    if (bucket !== undefined) {
+      this.lastBucket = bucket;
+      return bucket; // only valid names are ever stored
+    }
     validateBucketName(name);
     throw new CairnError("BUCKET_NOT_FOUND", "bucket not found");
   }
@@ -337,6 +346,7 @@ export class KvStateMachine {
     const dedupe = new DedupeWindow(this.limits.dedupeWindowMs, this.limits.dedupeEntriesMax);
     dedupe.load(state.dedupe);
     this.buckets.clear();
+    this.lastBucket = null;
     for (const [name, bucket] of buckets) this.buckets.set(name, bucket);
     this.dedupe = dedupe;
     this.applied = state.appliedIndex;

@@ -53,6 +53,17 @@ describe("snapshot and restore", () => {
     expect(result).toEqual({ ok: true, revision: next });
   });
 
+  it("replaces the state of a machine that was in use: writes go to the restored buckets", () => {
+    const h = populated();
+    const image = h.sm.snapshot();
+    h.put("b", "later", "x"); // the machine's own bucket b, used just before the restore
+    h.sm.restore(image);
+    expect(h.sm.get("b", "later")).toBeNull();
+    const revision = h.put("b", "after", "y");
+    expect(h.sm.get("b", "after")?.revision).toBe(revision);
+    expect(h.sm.status("b")).toMatchObject({ revision });
+  });
+
   it("gives byte-identical images for identical states reached differently", () => {
     const one = new Harness();
     one.bucket("x");
