@@ -10,7 +10,7 @@
  * processes is not reproducible to the millisecond, so a replay reruns the same schedule, not the same
  * history.
  */
-import type { Connection } from "../../src/client/index.ts";
+import { Kvm, type Connection } from "../../src/client/index.ts";
 import { CairnError } from "../../src/shared/errors.ts";
 import type { WireClusterStatus } from "../../src/shared/protocol.ts";
 import type { Prng } from "../support/prng.ts";
@@ -78,11 +78,11 @@ export class FaultContext {
   /** Faults injected, by name. */
   readonly injected: Record<string, number> = {};
   /**
-   * Nodes that lost data (wiped, tail truncated) and have not yet been seen caught up, with the groups
-   * they hosted before. A data-loss fault waits for this to empty: at most a minority of the nodes may
-   * be without their data at once, or acknowledged writes are gone for any Raft implementation.
+   * Nodes that lost data (wiped, tail truncated) and have not yet been seen caught up. A data-loss
+   * fault waits for this to empty: at most a minority of the nodes may be without their data at once,
+   * or acknowledged writes are gone for any Raft implementation.
    */
-  readonly dataLoss = new Map<string, string[]>();
+  readonly dataLoss = new Set<string>();
   /**
    * A data-loss episode is between its checks and its node's restart. The membership lane does not
    * remove a node meanwhile (nor the disk faults destroy data while a removal is in flight: `removed`
@@ -135,30 +135,42 @@ export class FaultContext {
     }
   }
 
-  /** The groups a node is a member of, as the cluster reports them (null when unknown). */
-  async groupsOf(id: string): Promise<string[] | null> {
-    const status = await this.status();
-    return status === null ? null : status.groups.filter((g) => g.members.some((m) => m.node === id)).map((g) => g.group);
+  /** Each bucket's current replicas, as its leader reports them (null when some status fails). */
+  private async placements(): Promise<Map<string, string[]> | null> {
+    const kvm = new Kvm(this.admin);
+    const placements = new Map<string, string[]>();
+    try {
+      for (const bucket of this.groups.filter((g) => g !== "meta")) {
+        placements.set(bucket, (await kvm.status(bucket, { timeoutMs: 3000 })).replicasInfo.map((r) => r.node));
+      }
+      return placements;
+    } catch {
+      return null;
+    }
   }
 
   /**
-   * Waits (bounded) until every node that lost data is back in the groups it hosted with nothing left
-   * to apply. Returns false (and logs why) if some has not: the caller must not destroy more data now.
+   * Waits (bounded) until every node that lost data is caught up: in the meta group and in every
+   * bucket whose current placement includes it, it is a member with nothing left to apply. Placement
+   * is read each time (membership changes move buckets). Returns false (and logs why) if some node
+   * has not caught up: the caller must not destroy more data now.
    */
   async settleDataLoss(fault: string): Promise<boolean> {
     const deadline = Date.now() + CATCH_UP_TIMEOUT_MS;
     while (this.dataLoss.size > 0 && Date.now() < deadline) {
       const status = await this.status();
-      if (status !== null) {
-        for (const [id, groups] of [...this.dataLoss]) {
-          const caughtUp = (groups.length > 0 ? groups : ["meta"]).every((name) => {
+      const placements = status === null ? null : await this.placements();
+      if (status !== null && placements !== null) {
+        for (const id of [...this.dataLoss]) {
+          const expected = ["meta", ...[...placements].filter(([, nodes]) => nodes.includes(id)).map(([bucket]) => bucket)];
+          const caughtUp = expected.every((name) => {
             const group = status.groups.find((g) => g.group === name);
             const member = group?.members.find((m) => m.node === id);
             return group !== undefined && group.leader !== null && member !== undefined && member.lag === 0;
           });
           if (caughtUp) {
             this.dataLoss.delete(id);
-            this.log({ fault, kind: "note", nodes: [id], detail: `caught up after its data loss (${groups.join(", ")})` });
+            this.log({ fault, kind: "note", nodes: [id], detail: `caught up after its data loss (${expected.join(", ")})` });
           }
         }
       }
@@ -217,8 +229,7 @@ export class FaultContext {
   /** Wipes the node's data directory and starts it (it must rejoin as a node that lost its data). */
   async startWiped(id: string, fault: string): Promise<void> {
     await this.nodes.kill9(id);
-    // Its groups as known before the fault; else at least meta must catch up (a dead node reports none).
-    if (!this.dataLoss.has(id)) this.dataLoss.set(id, ["meta"]);
+    this.dataLoss.add(id);
     await this.nodes.wipe(id);
     this.log({ fault, kind: "note", nodes: [id], detail: "data directory wiped; restarting empty" });
     const result = await this.spawnAndWait(id, fault);
@@ -399,10 +410,9 @@ export const FAULTS: Record<string, Fault> = {
     ctx.diskBusy = true;
     try {
       const id = ctx.rng.pick(ctx.ids);
-      const groups = (await ctx.groupsOf(id)) ?? [...ctx.groups];
       await ctx.kill([id]);
       const result = await truncateLogTail(ctx.nodes.node(id).dataDir, ctx.rng);
-      if (result.done) ctx.dataLoss.set(id, groups);
+      if (result.done) ctx.dataLoss.add(id);
       ctx.log({ fault: "disk-truncate", kind: result.done ? "start" : "skip", nodes: [id], detail: result.note });
       await ctx.start(id, "disk-truncate");
       ctx.log({ fault: "disk-truncate", kind: "end", nodes: [id] });
@@ -426,8 +436,6 @@ export const FAULTS: Record<string, Fault> = {
 /** Flips a byte in the logs of 1..allowed stopped nodes; each must refuse to start; then each is wiped and restarted. */
 async function corrupt(ctx: FaultContext, allowed: number): Promise<void> {
   const ids = ctx.rng.shuffle([...ctx.ids]).slice(0, ctx.rng.range(1, allowed)).sort();
-  const groups = new Map<string, string[]>();
-  for (const id of ids) groups.set(id, (await ctx.groupsOf(id)) ?? [...ctx.groups]);
   await ctx.kill(ids);
   for (const id of ids) {
     const result = await flipByte(ctx.nodes.node(id).dataDir, ctx.rng);
@@ -450,7 +458,7 @@ async function corrupt(ctx: FaultContext, allowed: number): Promise<void> {
         detail: `expected the node to refuse to start with CORRUPT_DATA after: ${result.note}; it ${outcome.state === "listening" ? "started" : outcome.state}:\n${outcome.log}`,
       });
     }
-    ctx.dataLoss.set(id, groups.get(id)!);
+    ctx.dataLoss.add(id);
     await ctx.startWiped(id, "disk-corrupt");
     ctx.log({ fault: "disk-corrupt", kind: "end", nodes: [id] });
   }
