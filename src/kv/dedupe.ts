@@ -95,6 +95,9 @@ export class DedupeWindow {
   private probeHash = 0;
   private readonly probeWords = new Int32Array(ID_CELL_WORDS);
   private probeWordCount = LONG_ID;
+  /** The window (headSeq, count) in which get() found the probed id absent, so add() need not look again. */
+  private absentHeadSeq = NONE;
+  private absentCount = 0;
 
   /** `firstSequence`: where sequence numbers start (tests start near 2^32 to cross the buckets' wrap). */
   constructor(windowMs: number, entriesMax: number, firstSequence = 0) {
@@ -114,9 +117,11 @@ export class DedupeWindow {
 
   get(requestId: string): KvResult | undefined {
     const hash = this.probe(requestId); // also for an empty window: add() takes the probe
-    if (this.count === 0) return undefined;
-    const r = this.find(hash);
-    return r === -1 ? undefined : this.resultAt(r);
+    const r = this.count === 0 ? -1 : this.find(hash);
+    if (r !== -1) return this.resultAt(r);
+    this.absentHeadSeq = this.headSeq;
+    this.absentCount = this.count;
+    return undefined;
   }
 
   /** Ring index of the entry whose id is the one last probed (with hash `hash`), or -1. */
@@ -165,8 +170,10 @@ export class DedupeWindow {
 
   private push(requestId: string, time: number, result: KvResult, revisionOnly: boolean): void {
     if (this.count === this.capacity) this.grow();
-    const hash = requestId === this.probedId ? this.probeHash : this.probe(requestId);
-    if (this.find(hash) !== -1) throw new AssertionError("DedupeWindow: request id already in the window");
+    const probed = requestId === this.probedId;
+    const hash = probed ? this.probeHash : this.probe(requestId);
+    const knownAbsent = probed && this.absentHeadSeq === this.headSeq && this.absentCount === this.count;
+    if (!knownAbsent && this.find(hash) !== -1) throw new AssertionError("DedupeWindow: request id already in the window");
     const seq = this.headSeq + this.count;
     const r = (this.head + this.count) & (this.capacity - 1);
     this.count++;
@@ -232,8 +239,8 @@ export class DedupeWindow {
   /** Forgets the oldest entry: its sequence number falls below headSeq, which ends every chain there. */
   private dropOldest(): void {
     const r = this.head;
-    this.otherResults[r] = undefined;
-    this.longIds[r] = undefined;
+    if (this.revisions[r] === OTHER_RESULT) this.otherResults[r] = undefined;
+    if (this.idLengths[r] === LONG_ID) this.longIds[r] = undefined;
     this.head = (r + 1) & (this.capacity - 1);
     this.headSeq++;
     this.count--;
