@@ -589,13 +589,12 @@ export class RecordLog implements KeyOwner {
     while (1 << rowBits <= mask) rowBits++;
     const shift = Math.max(0, rowBits - PLACE_BUCKET_BITS);
     // Counting sort by the top bits of each key's home row: count, then scatter each key's row fields
-    // (hash, count-length with no records, packed characters), position and name to its place.
+    // (hash, count-length with no records, packed characters) and position to its place.
     const starts = new Int32Array((1 << PLACE_BUCKET_BITS) + 1);
     for (let k = 0; k < n; k++) starts[((this.probe(keys[k]!) & mask) >>> shift) + 1]!++;
     for (let b = 1; b < starts.length; b++) starts[b]! += starts[b - 1]!;
     const fields = new Int32Array(n * PLACE_I32);
     const positions = new Int32Array(n);
-    const names = new Array<string>(n);
     for (let k = 0; k < n; k++) {
       const key = keys[k]!;
       const hash = this.probe(key);
@@ -606,7 +605,6 @@ export class RecordLog implements KeyOwner {
       fields[f + 1] = countLength[k] = (key.length << COUNT_BITS) | (words >= 0 ? FLAG_INLINE : 0);
       for (let w = 0; w < words; w++) fields[f + 2 + w] = this.probeWords[w]!;
       positions[p] = k;
-      names[p] = key;
     }
     const keyRows = this.keyRows;
     for (let p = 0; p < n; p++) {
@@ -619,8 +617,9 @@ export class RecordLog implements KeyOwner {
       keyRows[row + K_COUNT_LENGTH] = fields[f + 1]!;
       keyRows[row + K_HASH] = fields[f]!;
       for (let w = 0; w < KEY_INLINE_WORDS; w++) keyRows[row + K_CHARS + w] = fields[f + 2 + w]!;
-      this.keyNames[id] = names[p];
-      idOf[positions[p]!] = id;
+      const k = positions[p]!;
+      this.keyNames[id] = keys[k];
+      idOf[k] = id;
     }
     this.keysLive = n;
   }
