@@ -136,7 +136,7 @@ export class FaultContext {
   }
 
   /** Each bucket's current replicas, as its leader reports them (null when some status fails). */
-  private async placements(): Promise<Map<string, string[]> | null> {
+  async placements(): Promise<Map<string, string[]> | null> {
     const kvm = new Kvm(this.admin);
     const placements = new Map<string, string[]>();
     try {
@@ -426,7 +426,7 @@ export const FAULTS: Record<string, Fault> = {
     if (allowed < 1) return "skipped";
     ctx.diskBusy = true;
     try {
-      await corrupt(ctx, allowed);
+      if (!(await corrupt(ctx, allowed))) return "skipped";
     } finally {
       ctx.diskBusy = false;
     }
@@ -434,8 +434,23 @@ export const FAULTS: Record<string, Fault> = {
 };
 
 /** Flips a byte in the logs of 1..allowed stopped nodes; each must refuse to start; then each is wiped and restarted. */
-async function corrupt(ctx: FaultContext, allowed: number): Promise<void> {
-  const ids = ctx.rng.shuffle([...ctx.ids]).slice(0, ctx.rng.range(1, allowed)).sort();
+async function corrupt(ctx: FaultContext, allowed: number): Promise<boolean> {
+  // A strict minority of the cluster's voters, and of every bucket's replicas (with 5 nodes a bucket
+  // may live on 3: two of them losing data would be a majority of that group). Placement unknown: one.
+  const known = await ctx.placements();
+  const placements = known ?? new Map<string, string[]>();
+  const wanted = known === null ? 1 : ctx.rng.range(1, allowed);
+  const ids: string[] = [];
+  for (const id of ctx.rng.shuffle([...ctx.ids])) {
+    if (ids.length >= wanted) break;
+    const fits = [...placements.values()].every((nodes) => !nodes.includes(id) || ids.filter((x) => nodes.includes(x)).length + 1 <= Math.floor((nodes.length - 1) / 2));
+    if (fits) ids.push(id);
+  }
+  if (ids.length === 0) {
+    ctx.log({ fault: "disk-corrupt", kind: "skip", detail: "no node whose data loss would stay a minority of every group" });
+    return false;
+  }
+  ids.sort();
   await ctx.kill(ids);
   for (const id of ids) {
     const result = await flipByte(ctx.nodes.node(id).dataDir, ctx.rng);
@@ -462,6 +477,7 @@ async function corrupt(ctx: FaultContext, allowed: number): Promise<void> {
     await ctx.startWiped(id, "disk-corrupt");
     ctx.log({ fault: "disk-corrupt", kind: "end", nodes: [id] });
   }
+  return true;
 }
 
 /** Expands command-line nemesis names (groups or single faults) into fault names. */
