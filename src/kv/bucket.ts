@@ -78,7 +78,13 @@ export class Bucket {
       }
     }
     if (id === -1) id = log.ensureKey(key);
-    const slot = log.append(id, OP_PUT, value, now, ttlMs === undefined ? 0 : now + ttlMs, log.lastRevision + 1);
+    const expiresAt = ttlMs === undefined ? 0 : now + ttlMs;
+    // With history 1 the new record replaces the key's only one: the log does that without touching the
+    // old record's row (the overwrite of a large bucket's hot path). Otherwise append, then trim.
+    const slot =
+      config.history === 1 && log.count(id) === 1
+        ? log.replaceOnly(id, OP_PUT, value, now, expiresAt, log.lastRevision + 1)
+        : log.append(id, OP_PUT, value, now, expiresAt, log.lastRevision + 1);
     events.push({ bucket: this.name, record: log.record(slot, key) });
     this.trim(id);
     return { ok: true, revision: log.revision(slot) };

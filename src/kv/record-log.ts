@@ -8,11 +8,16 @@
  * record's fields sit in one or two cache lines:
  *
  *   Float64 view, 6 per slot:  0 revision | 1 created | 2 expiresAt (0 = none)
- *   Int32 view, 12 per slot:   6 key id (-1 = removed) | 7 prev | 8 next | 9 value chunk (-1 = empty)
+ *   Int32 view, 12 per slot:   6 key id | 7 prev | 8 next | 9 value chunk (-1 = empty)
  *                              | 10 value offset << 3 | operation code and flags | 11 value length
  *
- * Removing a record turns its slot into a tombstone; the rows are compacted when the buffer fills up, so
- * removal anywhere is O(1) amortized. Each key's records form a doubly linked list (prev = next older
+ * Removing a record turns its slot into a tombstone (a bit in removedBits, 1/384 of the rows' size);
+ * the rows are compacted when the buffer fills up, so removal anywhere is O(1) amortized.
+ *
+ * An overwrite with history 1 (replaceOnly) does not touch the replaced record's row at all: in a large
+ * bucket that row is a random place in memory, and writing it (a link, a tombstone) or reading it (its
+ * value's size) cost a fifth of the overwrite. The tombstone is the bit; the value's bytes are released
+ * later in batches (flushFrees), whose reads of many rows overlap instead of each waiting on memory. Each key's records form a doubly linked list (prev = next older
  * record of the key, next = next newer), and each key has a 32-byte row (newest slot, oldest slot,
  * record count and key length, name hash, and a short key's characters): history trimming and purges
  * touch only that key.
@@ -79,6 +84,8 @@ const FLAG_INLINE = 0x80;
 export const KEY_LENGTH_LIMIT = 2 ** (31 - COUNT_BITS) - 1;
 
 const SLOTS_MIN = 64;
+/** replaceOnly releases the values it replaced in batches of this many (see flushFrees). */
+const PENDING_FREES_MAX = 256;
 /** Key rows: a power of two, at least this many. */
 const KEY_ROWS_MIN = 16;
 /** placeAll: ints per key (hash, count-length, packed characters), and the bits of its counting sort. */
@@ -139,8 +146,15 @@ export class RecordLog implements KeyOwner {
   end!: number;
   /** Retained records. */
   live!: number;
-  /** Key bytes + value bytes of retained records. */
-  bytes!: number;
+  /** Bit per slot: the record was removed. */
+  private removedBits!: Uint8Array;
+  /** Key bytes + value bytes of retained records, less the values of pendingFrees. */
+  private byteCount!: number;
+  /** Slots replaced by replaceOnly whose value bytes are not released yet (see flushFrees). */
+  private readonly pendingFrees = new Int32Array(PENDING_FREES_MAX);
+  private pendingCount = 0;
+  private readonly pendingLengths = new Int32Array(PENDING_FREES_MAX);
+  private readonly pendingChunks = new Int32Array(PENDING_FREES_MAX);
   /** Last revision assigned; survives clear(). */
   lastRevision = 0;
 
@@ -177,7 +191,9 @@ export class RecordLog implements KeyOwner {
     this.first = 0;
     this.end = 0;
     this.live = 0;
-    this.bytes = 0;
+    this.removedBits = new Uint8Array(0);
+    this.byteCount = 0;
+    this.pendingCount = 0;
     this.allocateKeyRows(keyRowsFor(expectedKeys));
     this.sorted = new SortedKeys(this);
     this.arena = new ValueArena();
@@ -194,7 +210,16 @@ export class RecordLog implements KeyOwner {
   }
   /** Key id of the record, -1 when the slot was removed. */
   keyOf(slot: number): number {
-    return this.i32[slot * SLOT_I32 + I_KEY]!;
+    return this.isRemoved(slot) ? -1 : this.i32[slot * SLOT_I32 + I_KEY]!;
+  }
+  private isRemoved(slot: number): boolean {
+    return (this.removedBits[slot >>> 3]! & (1 << (slot & 7))) !== 0;
+  }
+
+  /** Key bytes + value bytes of retained records. */
+  get bytes(): number {
+    this.flushFrees();
+    return this.byteCount;
   }
   /** The key's next older record, or -1. */
   older(slot: number): number {
@@ -357,7 +382,7 @@ export class RecordLog implements KeyOwner {
       i32[i + I_CHUNK] = this.arena.store(value);
       i32[i + I_OFFSET_OP] = (this.arena.lastOffset << OP_BITS) | op;
     }
-    this.bytes += (countLength >>> COUNT_BITS) + length;
+    this.byteCount += (countLength >>> COUNT_BITS) + length;
     this.live++;
     if (expiresAt !== 0) {
       this.expiry.push(expiresAt, revision);
@@ -371,8 +396,8 @@ export class RecordLog implements KeyOwner {
   remove(slot: number): void {
     const i32 = this.i32;
     const i = slot * SLOT_I32;
+    assert(!this.isRemoved(slot), "RecordLog.remove: slot already removed");
     const id = i32[i + I_KEY]!;
-    assert(id !== -1, "RecordLog.remove: slot already removed");
     const row = id * KEY_I32;
     const keyRows = this.keyRows;
     const older = i32[i + I_PREV]!;
@@ -385,16 +410,94 @@ export class RecordLog implements KeyOwner {
     if (length !== 0) this.arena.free(i32[i + I_CHUNK]!, length);
     const countLength = keyRows[row + K_COUNT_LENGTH]! - 1;
     keyRows[row + K_COUNT_LENGTH] = countLength;
-    this.bytes -= (countLength >>> COUNT_BITS) + length;
+    this.byteCount -= (countLength >>> COUNT_BITS) + length;
     if (this.f64[slot * SLOT_F64 + F_EXPIRES] !== 0) this.expiryDead++;
-    i32[i + I_KEY] = -1;
+    this.removedBits[slot >>> 3]! |= 1 << (slot & 7);
     this.live--;
     if ((countLength & COUNT_MASK) === 0) this.forgetKey(id);
-    if (slot === this.first) {
-      let first = slot + 1;
-      while (first < this.end && i32[first * SLOT_I32 + I_KEY] === -1) first++;
-      this.first = first;
+    if (slot === this.first) this.advanceFirst();
+  }
+
+  /** Moves `first` past removed slots (after the record at `first` was removed). */
+  private advanceFirst(): void {
+    let first = this.first + 1;
+    while (first < this.end && this.isRemoved(first)) first++;
+    this.first = first;
+  }
+
+  /**
+   * Appends a record for key `id`, which has exactly one record, and removes that one: append() then
+   * remove() of the older record (as a history-1 bucket trims), without touching the older record's
+   * row (see the class comment). Returns the new slot.
+   */
+  replaceOnly(id: number, op: number, value: Uint8Array, created: number, expiresAt: number, revision: number): number {
+    assert(revision > this.lastRevision, "revisions must increase");
+    if (this.end === this.capacity) this.makeRoom();
+    const keyRows = this.keyRows;
+    const row = id * KEY_I32;
+    assert((keyRows[row + K_COUNT_LENGTH]! & COUNT_MASK) === 1, "RecordLog.replaceOnly: the key must have one record");
+    const old = keyRows[row + K_NEWEST]!;
+    const slot = this.end++;
+    this.lastRevision = revision;
+    const f = slot * SLOT_F64;
+    this.f64[f + F_REVISION] = revision;
+    this.f64[f + F_CREATED] = created;
+    this.f64[f + F_EXPIRES] = expiresAt;
+    const i = slot * SLOT_I32;
+    const i32 = this.i32;
+    i32[i + I_KEY] = id;
+    i32[i + I_PREV] = -1;
+    i32[i + I_NEXT] = -1;
+    keyRows[row + K_NEWEST] = slot;
+    keyRows[row + K_OLDEST] = slot;
+    const length = value.length;
+    i32[i + I_LENGTH] = length;
+    if (length === 0) {
+      i32[i + I_CHUNK] = -1;
+      i32[i + I_OFFSET_OP] = op;
+    } else {
+      i32[i + I_CHUNK] = this.arena.store(value);
+      i32[i + I_OFFSET_OP] = (this.arena.lastOffset << OP_BITS) | op;
     }
+    this.byteCount += length; // the key's bytes stay; the old value's go in flushFrees
+    this.removedBits[old >>> 3]! |= 1 << (old & 7);
+    this.pendingFrees[this.pendingCount++] = old;
+    if (this.pendingCount === PENDING_FREES_MAX) this.flushFrees();
+    if (old === this.first) this.advanceFirst();
+    if (expiresAt !== 0) {
+      this.expiry.push(expiresAt, revision);
+      if (this.expiryDead > EXPIRY_DEAD_MIN && this.expiryDead * 2 > this.expiry.size) this.rebuildExpiry();
+    }
+    if (this.arena.shouldCompact()) this.compactValues();
+    return slot;
+  }
+
+  /**
+   * Releases the values of the records replaceOnly removed: their bytes, their arena space, their
+   * expiry entries. Runs before anything reads those counts or moves slots, and every
+   * PENDING_FREES_MAX replacements; the rows are read in one loop of independent reads.
+   */
+  private flushFrees(): void {
+    const count = this.pendingCount;
+    if (count === 0) return;
+    const { f64, i32, pendingFrees, arena } = this;
+    // First only the reads (nothing depends on the one before), then the bookkeeping.
+    const lengths = this.pendingLengths;
+    const chunks = this.pendingChunks;
+    let expiring = 0;
+    for (let p = 0; p < count; p++) {
+      const slot = pendingFrees[p]!;
+      lengths[p] = i32[slot * SLOT_I32 + I_LENGTH]!;
+      chunks[p] = i32[slot * SLOT_I32 + I_CHUNK]!;
+      if (f64[slot * SLOT_F64 + F_EXPIRES] !== 0) expiring++;
+    }
+    for (let p = 0; p < count; p++) {
+      const length = lengths[p]!;
+      if (length !== 0) arena.free(chunks[p]!, length);
+      this.byteCount -= length;
+    }
+    this.expiryDead += expiring;
+    this.pendingCount = 0;
   }
 
   /** Removes the oldest records of key `id` until `newest` is its only one. Returns how many went. */
@@ -462,6 +565,7 @@ export class RecordLog implements KeyOwner {
 
   /** The retained records in canonical form (see LogColumns). */
   toColumns(): LogColumns {
+    this.flushFrees();
     const { keys, ids } = this.sorted.entries();
     const position = new Int32Array(this.keyMask + 1);
     for (let k = 0; k < keys.length; k++) position[ids[k]!] = k;
@@ -478,9 +582,9 @@ export class RecordLog implements KeyOwner {
     let j = 0;
     let offset = 0;
     for (let slot = this.first; slot < this.end; slot++) {
+      if (this.isRemoved(slot)) continue;
       const i = slot * SLOT_I32;
       const id = i32[i + I_KEY]!;
-      if (id === -1) continue;
       const f = slot * SLOT_F64;
       recordKey[j] = position[id]!;
       revision[j] = f64[f + F_REVISION]!;
@@ -570,7 +674,7 @@ export class RecordLog implements KeyOwner {
     log.first = 0;
     log.end = n;
     log.live = n;
-    log.bytes = keyBytes + valueBytes;
+    log.byteCount = keyBytes + valueBytes;
     log.lastRevision = lastRevision;
     return log;
   }
@@ -630,15 +734,17 @@ export class RecordLog implements KeyOwner {
    * SLOTS_MIN, so a small, busy log does not compact every few appends).
    */
   private makeRoom(): void {
+    this.flushFrees();
     const live = this.live;
     const wanted = Math.ceil(live * 1.5) + SLOTS_MIN;
     const inPlace = wanted <= this.capacity && wanted * 2 >= this.capacity;
     const fromF64 = this.f64;
     const fromI32 = this.i32;
+    const removed = this.removedBits;
     if (!inPlace) this.allocateSlots(wanted);
     const remap = new Int32Array(this.end);
     let j = 0;
-    for (let slot = this.first; slot < this.end; slot++) remap[slot] = fromI32[slot * SLOT_I32 + I_KEY] === -1 ? -1 : j++;
+    for (let slot = this.first; slot < this.end; slot++) remap[slot] = (removed[slot >>> 3]! & (1 << (slot & 7))) !== 0 ? -1 : j++;
     assert(j === live, "RecordLog: live count drifted");
     const { f64, i32, keyRows } = this;
     // Moving down in place is safe: row `to` <= `slot`, and every old row below `slot` was already moved.
@@ -668,6 +774,7 @@ export class RecordLog implements KeyOwner {
       if (newer === -1) keyRows[row + K_NEWEST] = to;
       if (older === -1) keyRows[row + K_OLDEST] = to;
     }
+    this.removedBits.fill(0);
     this.first = 0;
     this.end = live;
   }
@@ -676,6 +783,7 @@ export class RecordLog implements KeyOwner {
     const buffer = new ArrayBuffer(capacity * SLOT_F64 * 8);
     this.f64 = new Float64Array(buffer);
     this.i32 = new Int32Array(buffer);
+    this.removedBits = new Uint8Array((capacity + 7) >>> 3);
     this.capacity = capacity;
   }
 
@@ -711,8 +819,7 @@ export class RecordLog implements KeyOwner {
     }
     const i32 = this.i32;
     for (let slot = this.first; slot < this.end; slot++) {
-      const id = i32[slot * SLOT_I32 + I_KEY]!;
-      if (id !== -1) i32[slot * SLOT_I32 + I_KEY] = remap[id]!;
+      if (!this.isRemoved(slot)) i32[slot * SLOT_I32 + I_KEY] = remap[i32[slot * SLOT_I32 + I_KEY]!]!;
     }
     this.sorted.renumber(remap, mask + 1);
   }
@@ -739,13 +846,14 @@ export class RecordLog implements KeyOwner {
 
   /** Copies live values into a fresh arena (in revision order) and drops the old one. */
   private compactValues(): void {
+    this.flushFrees();
     const arena = new ValueArena();
     const old = this.arena;
     const i32 = this.i32;
     for (let slot = this.first; slot < this.end; slot++) {
       const i = slot * SLOT_I32;
       const length = i32[i + I_LENGTH]!;
-      if (i32[i + I_KEY] === -1 || length === 0) continue;
+      if (length === 0 || this.isRemoved(slot)) continue;
       const offsetOp = i32[i + I_OFFSET_OP]!;
       i32[i + I_CHUNK] = arena.storeFrom(old, i32[i + I_CHUNK]!, offsetOp >>> OP_BITS, length);
       i32[i + I_OFFSET_OP] = (arena.lastOffset << OP_BITS) | (offsetOp & ((1 << OP_BITS) - 1));

@@ -331,6 +331,52 @@ describe("DedupeWindow", () => {
   });
 });
 
+describe("RecordLog replaceOnly", () => {
+  it("leaves the log as append then remove of the older record would, through compactions", () => {
+    const fast = new RecordLog();
+    const slow = new RecordLog();
+    let x = 7;
+    let revision = 0;
+    const check = (): void => {
+      // (Not expiryDead: a count of the expiry heap's dead entries, which replaceOnly updates later.)
+      expect([fast.live, fast.bytes, fast.keyCount]).toEqual([slow.live, slow.bytes, slow.keyCount]);
+      expect(fast.keyOf(fast.first)).not.toBe(-1); // the oldest retained record
+      expect(fast.revision(fast.first)).toBe(slow.revision(slow.first));
+      expect(fast.toColumns()).toEqual(slow.toColumns());
+    };
+    for (let i = 0; i < 20_000; i++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      const key = `k${x % 300}`;
+      const length = x % 11 === 0 ? 0 : x % 97 === 0 ? 3000 : 1 + (x % 70);
+      const value = Uint8Array.from({ length }, (_, j) => (x + j) & 0xff);
+      const expiresAt = x % 13 === 0 ? 1e12 + i : 0;
+      revision++;
+      for (const log of [fast, slow]) {
+        const id = log.ensureKey(key);
+        if (log.count(id) === 1 && log === fast) log.replaceOnly(id, OP_PUT, value, i, expiresAt, revision);
+        else {
+          const slot = log.append(id, OP_PUT, value, i, expiresAt, revision);
+          if (log.older(slot) !== -1) log.remove(log.older(slot));
+        }
+      }
+      if (i % 1999 === 1998) check();
+    }
+    check();
+    // Replaced records are gone by revision too, and the survivors are found.
+    for (let r = 1; r <= revision; r++) expect(fast.slotOfRevision(r) === -1).toBe(slow.slotOfRevision(r) === -1);
+  });
+
+  it("moves the oldest retained record on when it replaces that one", () => {
+    const log = new RecordLog();
+    for (let k = 0; k < 10; k++) log.append(log.ensureKey(`k${k}`), OP_PUT, Uint8Array.of(k), 0, 0, k + 1);
+    log.replaceOnly(log.keyId("k0"), OP_PUT, Uint8Array.of(9), 0, 0, 11);
+    log.replaceOnly(log.keyId("k1"), OP_PUT, Uint8Array.of(9), 0, 0, 12);
+    expect(log.revision(log.first)).toBe(3);
+    expect(log.slotOfRevision(1)).toBe(-1);
+    expect(log.live).toBe(10);
+  });
+});
+
 describe("RecordLog columns", () => {
   it("restores from its columns to the same columns, the same keys and a working table, at every size", () => {
     for (let keyCount = 0; keyCount <= 70; keyCount++) {
