@@ -20,6 +20,7 @@ import {
   type RequestOp,
   type Response,
   type Results,
+  WRITE_OPS,
 } from "../shared/protocol.ts";
 import { decodeFrame, encodeFrame, errorFromWire } from "./codec.ts";
 import { DEFAULTS, newRequestId, normalizeServerUrl, parseServers, positiveNumber, type ResolvedOptions } from "./options.ts";
@@ -39,21 +40,6 @@ export interface RequestOptions<Op extends RequestOp> {
   onOk?: (result: Results[Op], link: Link) => void;
 }
 
-/** Ops that change state: they carry a client-generated `requestId`, kept across retries. */
-const WRITE_OPS: ReadonlySet<RequestOp> = new Set<RequestOp>([
-  "bucket.create",
-  "bucket.update",
-  "bucket.delete",
-  "kv.put",
-  "kv.create",
-  "kv.update",
-  "kv.delete",
-  "kv.purge",
-  "kv.purgeDeletes",
-  "kv.purgeBucket",
-  "cluster.removeNode",
-  "cluster.addNode",
-]);
 
 /** Server answers that mean "not done, try again": retried with backoff until the deadline. */
 const RETRYABLE_CODES: ReadonlySet<string> = new Set(["NOT_LEADER", "UNAVAILABLE", "PROPOSAL_DROPPED", "TIMEOUT"]);

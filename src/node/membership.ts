@@ -44,12 +44,13 @@
 import { createHash } from "node:crypto";
 import type { ConfChange, ConfState, ProgressStatus } from "../raft/types.ts";
 import { CairnError } from "../shared/errors.ts";
-import type { WireMembership } from "../shared/protocol.ts";
+import { WRITE_OPS, type RequestOp, type WireMembership } from "../shared/protocol.ts";
 import type { RaftTiming } from "./config.ts";
 import { encodeLogPayload } from "./codec.ts";
 import type { LogStore } from "./log-store.ts";
 import { LOG_STORE_LIMITS } from "./log-store-codec.ts";
 import type { Logger } from "./logger.ts";
+import { sleep, withDeadline } from "./deadline.ts";
 import { CHANGE_IN_PROGRESS, describeChange, fnv1a, type MembershipChange, type MembershipView, type MetaBucket, type MetaEnvelope, type MetaResult, type MetaStateMachine } from "./meta.ts";
 import type { Group, RaftHost } from "./raft-host.ts";
 import type { PeerTransport } from "./transport.ts";
@@ -79,21 +80,6 @@ export const MEMBERSHIP_LIMITS = {
 const META_GROUP = "meta";
 const FORWARD_HOPS_MAX = 3;
 const RETRYABLE = new Set(["NOT_LEADER", "PROPOSAL_DROPPED", "UNAVAILABLE"]);
-/** Client ops that change state: a forwarded one that ends without an answer has an unknown outcome. */
-const WRITE_OPS = new Set([
-  "bucket.create",
-  "bucket.update",
-  "bucket.delete",
-  "kv.put",
-  "kv.create",
-  "kv.update",
-  "kv.delete",
-  "kv.purge",
-  "kv.purgeDeletes",
-  "kv.purgeBucket",
-  "cluster.removeNode",
-  "cluster.addNode",
-]);
 /** Ops a removed node still answers itself; everything else it forwards to a member. */
 const LOCAL_WHEN_REMOVED = new Set(["hello", "ping", "cluster.status", "watch.start", "watch.stop"]);
 
@@ -312,7 +298,7 @@ export class Membership {
       if (this.h.isClosing()) throw new CairnError("UNAVAILABLE", "node shutting down");
       const g = this.h.host.group(META_GROUP);
       try {
-        if (g?.isLeader()) return await withDeadline(local(), deadline);
+        if (g?.isLeader()) return await withDeadline(local(), deadline, membershipTimeout);
         const members = this.h.meta.membership().members.filter((m) => m !== this.h.nodeId);
         const target = g?.leader && g.leader !== this.h.nodeId ? g.leader : members[(attempt + fnv1a(this.h.nodeId)) % Math.max(1, members.length)];
         if (target !== undefined && hops < FORWARD_HOPS_MAX) return await send(target);
@@ -388,7 +374,7 @@ export class Membership {
       if (Date.now() + wait >= deadline) break;
       await sleep(wait);
     }
-    if (WRITE_OPS.has(request.op)) throw new CairnError("TIMEOUT", "timeout: the outcome of the write is unknown", {}, { cause: last });
+    if (WRITE_OPS.has(request.op as RequestOp)) throw new CairnError("TIMEOUT", "timeout: the outcome of the write is unknown", {}, { cause: last });
     throw new CairnError("UNAVAILABLE", `node ${this.h.nodeId} was removed from the cluster and reached no member before the deadline`, {}, { cause: last });
   }
 
@@ -742,29 +728,6 @@ function retryDelayMs(timing: RaftTiming, attempt: number): number {
   return Math.min(timing.tickMs * 2 ** Math.min(attempt, 4), 500);
 }
 
-function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
-  const remaining = deadline - Date.now();
-  if (remaining <= 0) {
-    // Nobody awaits the operation any more: its later rejection must not become an unhandled
-    // rejection, which ends the process (as it did for a thawed leader in node.ts; jepsen-lite seed 2).
-    promise.catch(() => undefined);
-    return Promise.reject(new CairnError("TIMEOUT", "timeout: the membership change may or may not have started"));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new CairnError("TIMEOUT", "timeout: the membership change may or may not have started")), remaining);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function membershipTimeout(): CairnError {
+  return new CairnError("TIMEOUT", "timeout: the membership change may or may not have started");
 }

@@ -13,6 +13,7 @@ import type { NodeLimits, RaftTiming } from "./config.ts";
 import { decodeLogPayload, encodeLogPayload } from "./codec.ts";
 import type { LogStore } from "./log-store.ts";
 import type { Logger } from "./logger.ts";
+import { sleep, withDeadline } from "./deadline.ts";
 import { Membership, type MembershipRequest } from "./membership.ts";
 import { bootstrapsAt, fnv1a, MetaStateMachine, type MetaBucket, type MetaEnvelope, type MetaResult } from "./meta.ts";
 import { RaftHost, type GroupStateMachine } from "./raft-host.ts";
@@ -397,30 +398,11 @@ export class CairnNode {
   }
 
   private withDeadline<T>(promise: Promise<T>, deadline: number, write: boolean): Promise<T> {
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) {
-      // Nobody awaits the operation any more; its later rejection (e.g. a proposal dropped when a
-      // thawed leader steps down) must not become an unhandled rejection, which ends the process.
-      promise.catch(() => undefined);
-      return Promise.reject(new CairnError(write ? "TIMEOUT" : "UNAVAILABLE"));
-    }
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new CairnError(write ? "TIMEOUT" : "UNAVAILABLE", write ? "timeout: the outcome of the write is unknown" : "timeout")),
-        remaining,
-      );
-      promise.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      );
-    });
+    return withDeadline(promise, deadline, () =>
+      write ? new CairnError("TIMEOUT", "timeout: the outcome of the write is unknown") : new CairnError("UNAVAILABLE", "timeout"),
+    );
   }
+
 
   /**
    * Proposes a meta command on the meta leader and runs `finish` there with its result. When this
@@ -895,6 +877,3 @@ function sameConfig(a: BucketConfig, b: BucketConfig): boolean {
   return norm(a) === norm(b);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

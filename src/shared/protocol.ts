@@ -136,6 +136,26 @@ export type Request =
 
 export type RequestOp = Request["op"];
 
+/**
+ * Ops that change state. The client gives each a `requestId` kept across retries (deduplicated by the
+ * state machine); an attempt that ends without an answer has an unknown outcome (TIMEOUT), on the
+ * client and on a node forwarding it.
+ */
+export const WRITE_OPS: ReadonlySet<RequestOp> = new Set<RequestOp>([
+  "bucket.create",
+  "bucket.update",
+  "bucket.delete",
+  "kv.put",
+  "kv.create",
+  "kv.update",
+  "kv.delete",
+  "kv.purge",
+  "kv.purgeDeletes",
+  "kv.purgeBucket",
+  "cluster.removeNode",
+  "cluster.addNode",
+]);
+
 export interface WireError {
   code: ErrorCode;
   message: string;
