@@ -19,6 +19,7 @@ import { AssertionError } from "../../src/shared/assert.ts";
 import { openLevelLogStore } from "../../src/node/log-store-level.ts";
 import { MemoryLogStore } from "../../src/node/log-store-memory.ts";
 import type { GroupWrite, LoadedGroup, LogStore } from "../../src/node/log-store.ts";
+import { LOG_STORE_LIMITS } from "../../src/node/log-store-codec.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Harnesses
@@ -301,8 +302,9 @@ export function logStoreSuite(name: string, factory: StoreFactory, propertyRuns:
     });
 
     it("handles the longest group names, with snapshots and deletion", async () => {
-      const long = "ü".repeat(100); // 200 UTF-8 bytes: the limit
-      const similar = "ü".repeat(99) + "x";
+      const chars = LOG_STORE_LIMITS.groupNameBytesMax / 2; // "ü" is 2 UTF-8 bytes
+      const long = "ü".repeat(chars); // exactly the limit
+      const similar = "ü".repeat(chars - 1) + "x";
       await store.write(
         [
           w(long, { hardState: hs(1, 3), entries: entries(1, 4, 1) }),
@@ -316,7 +318,7 @@ export function logStoreSuite(name: string, factory: StoreFactory, propertyRuns:
       await reopen();
       expect(await store.listGroups()).toEqual([long]);
       expect(plain(await store.load(long))).toEqual(expected(hs(1, 3), snapshot(3, 1), [entry(4, 1)]));
-      await expect(store.load("ü".repeat(101))).rejects.toBeInstanceOf(TypeError);
+      await expect(store.load("ü".repeat(chars + 1))).rejects.toBeInstanceOf(TypeError);
     });
 
     it("stores node metadata durably", async () => {

@@ -13,16 +13,28 @@ import { createConnection } from "node:net";
 
 const REPO = resolve(import.meta.dirname, "..", "..");
 
+/** Ports this process has handed out: the OS may offer a just-closed port again, and a config must not get it twice. */
+const handedOut = new Set<number>();
+/** Attempts to find a port not handed out before (the OS rarely repeats itself more than a few times). */
+const FREE_PORT_ATTEMPTS_MAX = 100;
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolvePort(port));
+  for (let attempt = 0; attempt < FREE_PORT_ATTEMPTS_MAX; attempt++) {
+    const port = await new Promise<number>((resolvePort, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        const p = typeof address === "object" && address ? address.port : 0;
+        server.close(() => resolvePort(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no port not handed out before after ${FREE_PORT_ATTEMPTS_MAX} attempts`);
 }
 
 export interface ProcessNode {
