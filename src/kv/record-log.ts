@@ -721,10 +721,10 @@ export class RecordLog implements KeyOwner {
       keyRows[row + K_COUNT_LENGTH] = fields[f + 1]!;
       keyRows[row + K_HASH] = fields[f]!;
       for (let w = 0; w < KEY_INLINE_WORDS; w++) keyRows[row + K_CHARS + w] = fields[f + 2 + w]!;
-      const k = positions[p]!;
-      this.keyNames[id] = keys[k];
-      idOf[k] = id;
+      idOf[positions[p]!] = id;
     }
+    // Names in key order: the key list is read in sequence, the name list written in any order.
+    for (let k = 0; k < n; k++) this.keyNames[idOf[k]!] = keys[k];
     this.keysLive = n;
   }
 
