@@ -80,7 +80,14 @@ async function valueOrStdin(io: CliIo, value: string | undefined): Promise<{ byt
   if (value !== undefined && value !== "") return { bytes: value, text: value };
   if (io.stdinIsTTY) return { bytes: "", text: "" };
   const bytes = await io.readStdin();
-  return { bytes, text: "" };
+  // natscli prints the value it stored; a value that is not UTF-8 text is not echoed.
+  let text = "";
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    text = "";
+  }
+  return { bytes, text };
 }
 
 /** Asks before a destructive action unless --force; refuses without a terminal to ask on. */

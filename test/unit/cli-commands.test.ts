@@ -84,6 +84,7 @@ describe("cairn kv", () => {
     const run = await cairn(["kv", "put", "b", "k"], { stdin: "from stdin" });
     expect(run.code).toBe(0);
     expect(new TextDecoder().decode(server.ops("kv.put")[0]!["value"] as Uint8Array)).toBe("from stdin");
+    expect(run.out).toBe("from stdin\n");
   });
 
   it("create on an existing key fails with NATS's message and exit status 1", async () => {
