@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { connect, Kvm, type Connection, type KV } from "../../src/client/index.ts";
 import { startCluster, type InProcessCluster } from "../../src/node/embed.ts";
 import { CairnError } from "../../src/shared/errors.ts";
+import { expectSameHistories } from "../support/replica-state.ts";
 import type { WireMembership } from "../../src/shared/protocol.ts";
 
 const CHANGE_TIMEOUT_MS = 20_000;
@@ -109,23 +110,7 @@ async function expectSameState(c: InProcessCluster, bucket: string, acked: Map<s
     const applied = placement.map((id) => c.nodes.get(id)?.node.host.group(group)?.applied ?? -1);
     return applied.every((a) => a > 0 && a === applied[0]);
   });
-  let reference: string | null = null;
-  for (const id of placement) {
-    const kv = await new Kvm(await connectTo(c, [id])).open(bucket);
-    const history: string[] = [];
-    const latest = new Map<string, { revision: number; value: string }>();
-    for await (const e of kv.history({ key: ">", consistency: "stale" })) {
-      history.push(`${e.revision} ${e.key} ${e.operation} ${e.string()}`);
-      latest.set(e.key, { revision: e.revision, value: e.string() });
-    }
-    if (reference === null) reference = history.join("\n");
-    else expect(history.join("\n"), `history on ${id}`).toBe(reference);
-    for (const [key, { value, revision }] of acked) {
-      const e = latest.get(key);
-      expect(e?.revision, `${key} on ${id}`).toBeGreaterThanOrEqual(revision);
-      if (e?.revision === revision) expect(e.value).toBe(value);
-    }
-  }
+  await expectSameHistories(placement, async (id) => new Kvm(await connectTo(c, [id])).open(bucket), acked);
 }
 
 describe("membership: 3 nodes", () => {
