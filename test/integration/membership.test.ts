@@ -265,6 +265,8 @@ describe("membership: 5 nodes", () => {
     expect(after).toHaveLength(3);
     expect(after).not.toContain(victim);
     expect(spare).toBeDefined();
+    // The removed node may have led r3 and handed it off: wait until a leader is known, then judge its configuration.
+    await waitFor("a leader of r3", () => leaderConf(c, "r3") !== null);
     expect(leaderConf(c, "r3")).toEqual({ voters: [...after].sort(), learners: [] });
     // The spare holds the data (it caught up from the leader), the victim no longer.
     const onSpare = await new Kvm(await connectTo(c, [spare])).open("r3");
