@@ -13,8 +13,12 @@ type CampaignKind = "preElection" | "election" | "transfer";
 export function hup(r: Raft, transfer: boolean): void {
   if (r.role === "leader") return;
   if (!r.promotable()) {
-    r.logLine("not campaigning: not a voter");
-    return;
+    if (r.lingerCampaigns <= 0) {
+      r.logLine("not campaigning: not a voter");
+      return;
+    }
+    r.lingerCampaigns--;
+    r.logLine(`campaigning outside the voters to hand the log over (removed while handing off; ${r.lingerCampaigns} such campaigns left)`);
   }
   if (r.recovering) {
     if (r.voters.length === 1 && r.voters[0] === r.id && r.log.lastIndex() > 0) {

@@ -50,6 +50,9 @@ const LEADER_SENDS: ReadonlySet<MessageType> = new Set<MessageType>(["app", "hea
  */
 const MEMBERS_ONLY: ReadonlySet<MessageType> = new Set<MessageType>(["appResp", "heartbeatResp", "voteResp", "preVoteResp", "readIndex"]);
 
+/** Campaigns a leader deposed while handing off after its own removal may still run (Raft.lingerCampaigns). */
+export const LINGER_CAMPAIGNS_MAX = 3;
+
 /** Election timeouts after which an unacknowledged, unreported snapshot counts as lost. */
 export const SNAPSHOT_TIMEOUT_ELECTIONS = 10;
 
@@ -96,6 +99,18 @@ export class Raft {
   durableTerm = 0;
   /** Leader removed from the voters: hands off, then steps down within an election timeout. */
   stepDownPending = false;
+  /**
+   * Campaigns left to a leader that removed itself from the voters (demoted to learner or removed)
+   * and was deposed before its hand-off finished. It may still be needed to elect the next leader:
+   * a voter that has not learned that the change committed still counts this node in its older
+   * configuration, and is refused by it while this node's log is longer. So, as thesis §4.2.2 says
+   * of servers outside their own configuration, it still campaigns (among the voters of its
+   * configuration, not counting itself) and, if it wins, only hands leadership over. It stops once a
+   * voter holds its whole log (timeoutNow sent), once it hears from a leader, when it is a voter
+   * again, or after LINGER_CAMPAIGNS_MAX campaigns (a removed node hears no leader, so this bounds
+   * how often it can disturb the group). Not persisted: after a restart it waits.
+   */
+  lingerCampaigns = 0;
   /**
    * Recovering (no-vote) mode, RaftConfig.recovering: this node may have lost acknowledged state, so
    * it neither campaigns nor votes until it has caught up with a leader (election.ts, maybeEndRecovery).
@@ -261,16 +276,20 @@ export class Raft {
     for (const id of this.voters) this.progress.set(id, this.newProgress(lastIndex + 1, false, false));
     for (const id of this.learners) this.progress.set(id, this.newProgress(lastIndex + 1, true, false));
     const self = this.progress.get(this.id);
-    assert(self !== undefined, "raft: leader not in its own configuration");
-    // Only what is durable here counts toward a quorum; the rest is acknowledged by advance().
-    self.maybeUpdate(Math.min(this.log.stableLastIndex(), lastIndex));
-    self.becomeReplicate();
-    self.recentActive = true;
+    assert(self !== undefined || !this.isMember(this.id), "raft: leader without progress for itself");
+    if (self !== undefined) {
+      // Only what is durable here counts toward a quorum; the rest is acknowledged by advance().
+      self.maybeUpdate(Math.min(this.log.stableLastIndex(), lastIndex));
+      self.becomeReplicate();
+      self.recentActive = true;
+    }
     // No conf change may be proposed before everything up to here is applied (raft-dev 2015).
     this.pendingConfIndex = lastIndex;
     // The no-op of this term: earlier entries commit only through an entry of the current term.
     this.appendEntry("normal", new Uint8Array(0));
     this.logLine(`became leader at term ${this.term}`);
+    // Elected while lingering (no voter): lead only to pass the log on to a voter.
+    if (!this.isVoter(this.id)) this.handOffAfterRemoval();
   }
 
   newProgress(next: number, isLearner: boolean, recentActive: boolean): Progress {
@@ -288,7 +307,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if ((this.promotable() || this.lingerCampaigns > 0) && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
     }
@@ -384,10 +403,14 @@ export class Raft {
         this.becomeFollower(m.term, fromLeader ? m.from : null);
       }
     } else if (m.term < this.term) {
-      if ((this.config.checkQuorum || this.config.preVote) && (m.type === "heartbeat" || m.type === "app")) {
+      if (m.type === "heartbeat" || m.type === "app" || m.type === "snap") {
         // A leader of an older term: we may be stranded at a higher term (partitioned while
         // campaigning) that its heartbeats cannot reach. Tell it our term so it steps down and an
         // election at a higher term lets us rejoin (etcd; CockroachDB leader_step_down_stranded_peer).
+        // etcd-io/raft answers only with CheckQuorum or PreVote, counting on the stranded node's
+        // MsgVote to raise the leader's term otherwise; but a member demoted or replaced while cut
+        // off campaigns only among its stale configuration, which may not include the new leader,
+        // and then neither side ever hears the other (found by the property test, seed 1189730092).
         this.send(this.message("appResp", m.from, {}));
       } else if (m.type === "preVote") {
         this.send(this.message("preVoteResp", m.from, { reject: true }));
@@ -536,7 +559,10 @@ export class Raft {
       this.logLine(`conf change ${change.type} ${change.nodeId} is a no-op`);
       return this.confState();
     }
+    const wasVoter = this.isVoter(this.id);
     this.setConf(next);
+    if (this.isVoter(this.id)) this.lingerCampaigns = 0;
+    else if (wasVoter && this.role === "leader") this.lingerCampaigns = LINGER_CAMPAIGNS_MAX;
     this.logLine(`applied conf change ${change.type} ${change.nodeId}: voters [${this.voters}] learners [${this.learners}]`);
     if (this.role === "leader") {
       if (!this.isVoter(this.id)) {

@@ -6,21 +6,25 @@ import { handleVoteResponse, maybeEndRecovery } from "./election.ts";
 import type { Raft } from "./raft.ts";
 import type { Message, Snapshot } from "./types.ts";
 
+/** A leader of our term spoke: it leads, so a lingering ex-voter is no longer needed (Raft.lingerCampaigns). */
+function heardLeader(r: Raft, m: Message): void {
+  r.electionElapsed = 0;
+  r.lead = m.from;
+  r.lingerCampaigns = 0;
+}
+
 export function stepFollower(r: Raft, m: Message): void {
   switch (m.type) {
     case "app":
-      r.electionElapsed = 0;
-      r.lead = m.from;
+      heardLeader(r, m);
       handleAppendEntries(r, m);
       return;
     case "heartbeat":
-      r.electionElapsed = 0;
-      r.lead = m.from;
+      heardLeader(r, m);
       handleHeartbeat(r, m);
       return;
     case "snap":
-      r.electionElapsed = 0;
-      r.lead = m.from;
+      heardLeader(r, m);
       handleSnapshot(r, m);
       return;
     case "timeoutNow":

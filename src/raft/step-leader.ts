@@ -174,6 +174,8 @@ export function bcastHeartbeat(r: Raft, context: Uint8Array | undefined): void {
 }
 
 export function sendTimeoutNow(r: Raft, to: NodeId): void {
+  // The transferee holds our whole log: a lingering ex-voter is no longer needed (Raft.lingerCampaigns).
+  if (!r.isVoter(r.id)) r.lingerCampaigns = 0;
   r.send(r.message("timeoutNow", to, {}));
 }
 

@@ -251,6 +251,20 @@ export class RaftNetwork {
     return [...this.nodes.values()].filter((n) => n.core.status().role === "leader").map((n) => n.id);
   }
 
+  /**
+   * Leaders among the members of the highest-term leader's configuration. A node removed while cut
+   * off can stay leader of its stale term forever when CheckQuorum is off (as in etcd-io/raft: no
+   * member talks to it again and it hears no higher term); it cannot commit anything, and the
+   * host shuts such a node down, so liveness is judged on the members only.
+   */
+  memberLeaders(): NodeId[] {
+    const leaders = this.leaders();
+    if (leaders.length === 0) return leaders;
+    const conf = this.core(this.leader()).status().confState;
+    const members = new Set([...conf.voters, ...conf.learners]);
+    return leaders.filter((id) => members.has(id));
+  }
+
   /** The unique leader of the highest term among leaders. */
   leader(): NodeId {
     let best: NodeId | null = null;

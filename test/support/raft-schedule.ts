@@ -197,7 +197,7 @@ export function run(size: 3 | 5, options: { preVote: boolean; checkQuorum: boole
   if (debug) lines.push("---- liveness phase");
   try {
   net.tickUntil(() => {
-    const leaders = net.leaders();
+    const leaders = net.memberLeaders();
     if (leaders.length === 1) {
       const status = net.core(leaders[0]!).status();
       const key = `${status.id}@${status.term}`;
@@ -207,14 +207,14 @@ export function run(size: 3 | 5, options: { preVote: boolean; checkQuorum: boole
         net.stabilize();
       }
     }
-    const now = net.leaders();
+    const now = net.memberLeaders();
     if (now.length !== 1) return false;
     const conf = net.core(now[0]!).status().confState;
     return [...conf.voters, ...conf.learners].every((m) => net.appliedData(m).includes("final"));
   }, 1000);
   } catch (error) {
     if (debug) {
-      console.log(lines.slice(-80).join("\n"));
+      console.log(lines.slice(-(Number(process.env["RAFT_DEBUG_LINES"] ?? 80))).join("\n"));
       for (const node of net.nodes.values()) console.log(JSON.stringify(node.core.status()), net.appliedData(node.id));
     }
     throw error;
