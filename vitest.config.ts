@@ -5,11 +5,14 @@ export default defineConfig({
   test: {
     // The JSON report lets .ci/run print the plain "N passed, N failed" line.
     reporters: ["default", ["json", { outputFile: ".vitest-report.json" }]],
+    // fast-check runs on a fixed seed under npm test (FC_SEED=random explores; see the file).
+    setupFiles: ["test/support/fc-seed.ts"],
     projects: [
-      { test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 30_000 } },
-      { test: { name: "property", include: ["test/property/**/*.test.ts"], testTimeout: 120_000 } },
-      { test: { name: "sim", include: ["test/sim/**/*.test.ts"], testTimeout: 300_000 } },
+      { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 30_000 } },
+      { extends: true, test: { name: "property", include: ["test/property/**/*.test.ts"], testTimeout: 120_000 } },
+      { extends: true, test: { name: "sim", include: ["test/sim/**/*.test.ts"], testTimeout: 300_000 } },
       {
+        extends: true,
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
@@ -20,6 +23,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         test: {
           name: "jepsen-lite",
           include: ["test/jepsen-lite/**/*.test.ts"],
