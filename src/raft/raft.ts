@@ -307,9 +307,13 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if ((this.promotable() || this.lingerCampaigns > 0) && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.electionElapsed < this.randomizedElectionTimeout) return;
+    if (this.promotable() || this.lingerCampaigns > 0) {
       this.electionElapsed = 0;
       this.hup(false);
+    } else if (this.role !== "follower") {
+      // The last lingering campaign went unanswered: wait as a follower, not as a candidate.
+      this.becomeFollower(this.term, null);
     }
   }
 

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { decodeConfChange, encodeConfChange } from "../../src/raft/index.ts";
+import { LINGER_CAMPAIGNS_MAX } from "../../src/raft/raft.ts";
 import { applyChange } from "../../src/raft/conf-change.ts";
 import { RaftNetwork, bytes, msg } from "../support/raft-network.ts";
 
@@ -207,6 +208,54 @@ describe("raft membership: removing nodes", () => {
     expect(net.appliedData("n3")).toEqual(["without-n1"]);
     // n1 never campaigns again.
     for (let i = 0; i < 50; i++) net.tick("n1");
+    expect(net.core("n1").status().role).toBe("follower");
+  });
+
+  for (const guards of [true, false]) {
+    it(`a leader deposed before its hand-off finished campaigns again to hand over (preVote=checkQuorum=${guards})`, () => {
+      // n1 removes itself from a 2-voter group and appends "x"; n2 gets the conf entry and acks it,
+      // then hears nothing more from n1: neither "x", nor that the change committed, nor timeoutNow.
+      // n1 steps down after an election timeout. n2 still counts n1 as a voter and needs its vote,
+      // which n1 (longer log) refuses: only n1 campaigning again can pass "x" on.
+      const lines: string[] = [];
+      const net = RaftNetwork.create(["n1", "n2"], { preVote: guards, checkQuorum: guards, logger: (l) => lines.push(l) });
+      net.campaign("n1");
+      net.core("n1").proposeConfChange({ type: "removeNode", nodeId: "n1" });
+      net.processAll();
+      net.pump(1); // the conf entry reaches n2; its ack is queued
+      net.core("n1").propose(bytes("x"));
+      net.dropIf = (m) => m.from === "n1" && m.to === "n2";
+      net.stabilize();
+      expect(net.core("n1").status().confState.voters).toEqual(["n2"]);
+      expect(net.core("n2").status()).toMatchObject({ lastIndex: 2, commit: 1 });
+      net.tickUntil(() => net.core("n1").status().role !== "leader", 100);
+      net.dropIf = null;
+      net.tickUntil(() => net.leaders().includes("n2"), 300);
+      expect(lines.some((l) => l.includes("raft n1") && l.includes("campaigning outside the voters"))).toBe(true);
+      net.core("n2").propose(bytes("alone"));
+      settle(net);
+      expect(net.appliedData("n2")).toEqual(["x", "alone"]);
+      expect(net.core("n2").status().confState.voters).toEqual(["n2"]);
+    });
+  }
+
+  it(`a removed leader cut off for good campaigns at most ${LINGER_CAMPAIGNS_MAX} times`, () => {
+    const lines: string[] = [];
+    const net = RaftNetwork.create(["n1", "n2", "n3"], { preVote: false, checkQuorum: false, logger: (l) => lines.push(l) });
+    net.campaign("n1");
+    net.core("n1").proposeConfChange({ type: "removeNode", nodeId: "n1" });
+    // The change commits (n2 and n3 ack it), "x" never leaves n1, then n1 is cut off for good.
+    net.processAll();
+    net.pump(2);
+    net.core("n1").propose(bytes("x"));
+    net.dropIf = (m) => m.from === "n1";
+    net.stabilize();
+    expect(net.core("n1").status().confState.voters).toEqual(["n2", "n3"]);
+    net.isolate("n1");
+    const from = lines.length;
+    for (let i = 0; i < 100 * 10; i++) net.tick("n1");
+    const campaigns = lines.slice(from).filter((l) => l.includes("raft n1") && /campaigning \((pre)?election\)/.test(l)).length;
+    expect(campaigns).toBe(LINGER_CAMPAIGNS_MAX);
     expect(net.core("n1").status().role).toBe("follower");
   });
 
